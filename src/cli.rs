@@ -1,0 +1,330 @@
+//! The clap command tree: every command of DESIGN §3 and the global flags.
+
+use crate::output::{ColorChoice, OutputFormat};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pricescan-ctl",
+    version,
+    about = "Operate the PriceScan production stack"
+)]
+#[command(propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Compose file of the stack
+    #[arg(
+        short = 'f',
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = "docker-compose.prod.yml"
+    )]
+    pub file: PathBuf,
+    /// Variables of the stack (secrets included)
+    #[arg(long, global = true, value_name = "FILE", default_value = ".env.prod")]
+    pub env_file: PathBuf,
+    /// Directory the stack lives in [default: current directory]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Project name [default: COMPOSE_PROJECT_NAME, then the compose file's name]
+    #[arg(short = 'p', long, global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Docker engine address [default: DOCKER_HOST, then the local socket]
+    #[arg(long, global = true, value_name = "URL", env = "DOCKER_HOST")]
+    pub docker_host: Option<String>,
+    /// Output format
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// Same as --output json
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors and the command's result
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print engine calls and other detail on stderr
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// When to use colour (NO_COLOR is honoured with auto)
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+impl GlobalArgs {
+    pub fn format(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.output
+        }
+    }
+}
+
+/// Services named on the command line (`-s api -s mysql`); none means all.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServiceArgs {
+    /// Service to act on, by full or short name (repeatable) [default: all]
+    #[arg(short = 's', long = "service", value_name = "NAME")]
+    pub services: Vec<String>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 1h)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check prerequisites, create .env.prod with fresh secrets, render config, create networks and volumes
+    Setup(SetupArgs),
+    /// Print the resolved stack with secrets masked
+    Config(ConfigArgs),
+    /// Create or update the containers, start them in dependency order and wait for health
+    Start(StartArgs),
+    /// Stop services gracefully, dependents first; data stays
+    Stop(StopArgs),
+    /// Restart services, applying changed configuration; the API without downtime
+    Restart(RestartArgs),
+    /// Show services, health, resources and endpoint probes (exit 3 when degraded)
+    Status(StatusArgs),
+    /// Show logs of several services interleaved
+    Logs(LogsArgs),
+    /// Live dashboard of containers, probes and engine events
+    Monitor(MonitorArgs),
+    /// Back up MySQL and Redis, or manage backups
+    Backup(BackupArgs),
+    /// Restore a backup
+    Restore(RestoreArgs),
+    /// Deploy a new API release without downtime, or manage releases
+    Deploy(DeployArgs),
+    /// Print shell completions
+    Completions(CompletionsArgs),
+    /// Print the man page (roff)
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ForceTarget {
+    /// Rewrite docker-compose.prod.yml from the binary's copy
+    Compose,
+    /// Rewrite .env.prod.example from the binary's copy
+    Example,
+    /// Rewrite templates/ from the binary's copy
+    Templates,
+    /// Generate new values for every secret in .env.prod
+    Secrets,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Treat unmet CPU, memory and disk minimums as errors
+    #[arg(long)]
+    pub strict: bool,
+    /// Regenerate only this, even if it exists (repeatable)
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub force: Vec<ForceTarget>,
+    /// Do not check or pull images
+    #[arg(long)]
+    pub skip_images: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// List the active service names only
+    #[arg(long)]
+    pub services: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// Do not wait for health checks
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for each service to become healthy
+    #[arg(long, value_parser = duration, default_value = "3m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// Grace period before a container is killed [default: the service's stop_grace_period]
+    #[arg(short = 't', long, value_parser = duration)]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// How long to wait for each service to become healthy
+    #[arg(long, value_parser = duration, default_value = "3m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// Keep streaming, across restarts and recreations
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Lines per service from the end
+    #[arg(short = 'n', long = "tail", value_name = "N")]
+    pub tail: Option<u64>,
+    /// Only lines after T (a duration like 10m, or an RFC 3339 time)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only lines before T (a duration like 10m, or an RFC 3339 time)
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Show the engine's timestamps
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines matching this regular expression
+    #[arg(long, value_name = "RE")]
+    pub grep: Option<String>,
+    /// Do not prefix lines with the service name
+    #[arg(long)]
+    pub no_prefix: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// Refresh interval
+    #[arg(long, value_parser = duration, default_value = "1s")]
+    pub interval: Duration,
+    /// Print one snapshot and exit
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupPart {
+    Mysql,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackupReason {
+    Nightly,
+    PreDeploy,
+    Manual,
+    PreRestore,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    pub command: Option<BackupCommand>,
+    /// Back up only this part
+    #[arg(long, value_enum)]
+    pub only: Option<BackupPart>,
+    /// Why this backup is taken; part of its id
+    #[arg(long, value_enum, default_value = "manual")]
+    pub reason: BackupReason,
+    /// Wait this long for the operation lock instead of exiting 75
+    #[arg(long, value_parser = duration)]
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// List backups
+    List,
+    /// Check a backup's hashes, stream and footer
+    Verify {
+        /// Backup id [default: the latest]
+        id: Option<String>,
+        /// Check the latest backup
+        #[arg(long, conflicts_with = "id")]
+        latest: bool,
+        /// Also restore into a throwaway container and compare row counts
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Apply the retention policy
+    Prune {
+        /// Say what would be removed and why, remove nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Backup id
+    pub id: String,
+    /// Restore only this part
+    #[arg(long, value_enum)]
+    pub only: Option<BackupPart>,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DeployArgs {
+    #[command(subcommand)]
+    pub command: Option<DeployCommand>,
+    /// Image to deploy (local, or pulled)
+    #[arg(long, value_name = "REF", conflicts_with = "build")]
+    pub image: Option<String>,
+    /// Build Dockerfile.prod in DIR through the engine and deploy the result
+    #[arg(long, value_name = "DIR")]
+    pub build: Option<PathBuf>,
+    /// Skip the pre-deploy backup
+    #[arg(long)]
+    pub no_backup: bool,
+    /// How long the new container may take to become healthy
+    #[arg(long, value_parser = duration, default_value = "3m")]
+    pub timeout: Duration,
+    /// Wait this long for the operation lock instead of exiting 75
+    #[arg(long, value_parser = duration)]
+    pub wait_lock: Option<Duration>,
+    /// Command run once in a one-off container of the new image before traffic moves
+    #[arg(long, value_name = "CMD")]
+    pub migrate: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Show past releases, newest first
+    History {
+        /// How many releases
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Redeploy the previous good release (or the one named)
+    Rollback {
+        /// Release id
+        release: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    pub shell: clap_complete::Shell,
+}

@@ -1,0 +1,57 @@
+//! `config`: the resolved stack, secrets masked; `--services` lists names; `-q` validates.
+
+use super::Context;
+use crate::cli::ConfigArgs;
+use crate::error::{Context as _, ExitStatus, Result};
+use crate::stack::Project;
+use crate::stack::compose::ComposeFile;
+use crate::stack::secrets::{self, MASK};
+
+pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    if let Err(problem) = project.env.check_placeholders() {
+        ctx.printer.warn(&format!("{problem}; start will refuse it"));
+    }
+    if ctx.printer.quiet {
+        return Ok(ExitStatus::Success);
+    }
+    if args.services {
+        let names = project.active_services();
+        match ctx.printer.is_json() {
+            true => ctx.printer.json(&serde_json::json!(names)),
+            false => ctx.printer.result(&names.join("\n")),
+        }
+        return Ok(ExitStatus::Success);
+    }
+    let resolved = resolved(&project);
+    if ctx.printer.is_json() {
+        let value = serde_json::to_value(&resolved).context(|| "cannot encode the configuration".into())?;
+        ctx.printer.json(&value);
+    } else {
+        let text =
+            serde_yaml_ng::to_string(&resolved).context(|| "cannot encode the configuration".into())?;
+        ctx.printer.result(&text);
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The active part of the stack, with every secret-named variable masked. The printer also
+/// scrubs secret values wherever else they appear (a command line, a URL).
+fn resolved(project: &Project) -> ComposeFile {
+    let active = project.active_services();
+    let mut file = project.file.clone();
+    file.name = Some(project.name.clone());
+    file.services.retain(|name, _| active.contains(name));
+    let networks = project.used_networks();
+    file.networks.retain(|k, _| networks.contains(k));
+    let volumes = project.used_volumes();
+    file.volumes.retain(|k, _| volumes.contains(k));
+    for service in file.services.values_mut() {
+        for (key, value) in service.environment.iter_mut() {
+            if secrets::is_secret_key(key) && value.is_some() {
+                *value = Some(MASK.to_string());
+            }
+        }
+    }
+    file
+}

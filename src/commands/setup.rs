@@ -1,0 +1,461 @@
+//! `setup`: prerequisites, the stack files, `.env.prod` with fresh secrets, rendered config,
+//! directories, networks, volumes and images. Idempotent: a second run changes nothing.
+
+use super::Context;
+use crate::cli::{ForceTarget, SetupArgs};
+use crate::engine::{Engine, Ensured};
+use crate::error::{Context as _, CtlError, ExitStatus, Result};
+use crate::fsutil;
+use crate::stack::templates::{self, CONFIG_DIR, TEMPLATE_DIR};
+use crate::stack::{Environment, Project, embedded, envfile, resolve_path, secrets};
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The old production guide's minimums.
+const MIN_CPUS: u64 = 2;
+const MIN_MEMORY: u64 = 4_000_000_000;
+/// The kernel keeps some memory for itself: a "4 GB" machine reports a little less.
+const MEMORY_TOLERANCE: f64 = 0.9;
+const MIN_DISK: u64 = 20_000_000_000;
+/// Database passwords that live on in MySQL's volume once it is initialised.
+const DB_SECRETS: [&str; 2] = ["DB_PASSWORD", "MYSQL_ROOT_PASSWORD"];
+
+/// What this run changed, to report it and to say "nothing changed" when it is empty.
+#[derive(Default)]
+struct Changes(Vec<String>);
+
+impl Changes {
+    fn add(&mut self, ctx: &Context, what: String) {
+        ctx.printer.info(&format!("  {what}"));
+        self.0.push(what);
+    }
+}
+
+pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
+    let opts = ctx.project_options();
+    let cwd = std::env::current_dir().context(|| "no current directory".into())?;
+    let dir = opts
+        .project_dir
+        .as_deref()
+        .map_or(cwd.clone(), |d| resolve_path(&cwd, d));
+    std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+    let mut engine = ctx.engine().await?;
+    check_prerequisites(ctx, &mut engine, &dir, args.strict).await?;
+
+    let mut changes = Changes::default();
+    write_stack_files(ctx, &dir, &opts.file, &args.force, &mut changes)?;
+    let env_path = resolve_path(&dir, &opts.env_file);
+    write_env_file(ctx, &engine, &env_path, &args.force, &mut changes).await?;
+
+    let project = ctx.project()?;
+    project.env.check_placeholders()?;
+    render_config(ctx, &project, &mut changes)?;
+    create_directories(ctx, &project, &mut changes)?;
+    ensure_networks_and_volumes(ctx, &engine, &project, &mut changes).await?;
+    if !args.skip_images {
+        ensure_images(ctx, &engine, &project, &mut changes).await?;
+    }
+    match changes.0.len() {
+        0 => ctx
+            .printer
+            .info("setup: nothing changed; everything was already in place and every secret was kept"),
+        n => ctx.printer.info(&format!(
+            "setup: done ({n} change{})",
+            if n == 1 { "" } else { "s" }
+        )),
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn check_prerequisites(ctx: &Context, engine: &mut Engine, dir: &Path, strict: bool) -> Result<()> {
+    if !engine.version_supported() {
+        return Err(
+            CtlError::failure(format!("Docker engine {} is too old", engine.info.version))
+                .hint("pricescan-ctl needs Docker Engine 20.10 or newer"),
+        );
+    }
+    let (cpus, memory) = engine.host_resources().await?;
+    let disk = fsutil::free_space(dir)?;
+    let gb = |b: u64| b as f64 / 1e9;
+    let mut problems = Vec::new();
+    if cpus < MIN_CPUS {
+        problems.push(format!("{cpus} CPU core(s); the stack needs at least {MIN_CPUS}"));
+    }
+    if (memory as f64) < MIN_MEMORY as f64 * MEMORY_TOLERANCE {
+        problems.push(format!(
+            "{:.1} GB of memory; the stack needs at least {:.0} GB",
+            gb(memory),
+            gb(MIN_MEMORY)
+        ));
+    }
+    if disk < MIN_DISK {
+        problems.push(format!(
+            "{:.1} GB free on {}; the stack needs at least {:.0} GB",
+            gb(disk),
+            dir.display(),
+            gb(MIN_DISK)
+        ));
+    }
+    ctx.printer.info(&format!(
+        "prerequisites: engine {} (API {}), {cpus} cores, {:.1} GB memory, {:.1} GB free disk",
+        engine.info.version,
+        engine.info.api_version,
+        gb(memory),
+        gb(disk)
+    ));
+    if strict && !problems.is_empty() {
+        let mut err = CtlError::failure("the machine is below the stack's minimums");
+        for p in problems {
+            err = err.cause(p);
+        }
+        return Err(err.hint("run without --strict to go on with warnings"));
+    }
+    for p in problems {
+        ctx.printer.warn(&p);
+    }
+    Ok(())
+}
+
+/// Writes a file from the binary's copy if it is missing (or forced).
+fn write_embedded(
+    ctx: &Context,
+    dir: &Path,
+    path: &Path,
+    text: &str,
+    force: bool,
+    changes: &mut Changes,
+) -> Result<()> {
+    if path.exists() && !force {
+        return Ok(());
+    }
+    let verb = if path.exists() { "rewrote" } else { "created" };
+    fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
+    changes.add(ctx, format!("{verb} {}", shown(dir, path)));
+    Ok(())
+}
+
+fn shown(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir).unwrap_or(path).display().to_string()
+}
+
+fn write_stack_files(
+    ctx: &Context,
+    dir: &Path,
+    file: &Path,
+    force: &[ForceTarget],
+    changes: &mut Changes,
+) -> Result<()> {
+    let forced = |t| force.contains(&t);
+    let compose = resolve_path(dir, file);
+    if file == Path::new(embedded::COMPOSE_FILE_NAME) || forced(ForceTarget::Compose) {
+        write_embedded(
+            ctx,
+            dir,
+            &compose,
+            embedded::COMPOSE,
+            forced(ForceTarget::Compose),
+            changes,
+        )?;
+    }
+    let example = dir.join(embedded::ENV_EXAMPLE_NAME);
+    write_embedded(
+        ctx,
+        dir,
+        &example,
+        embedded::ENV_EXAMPLE,
+        forced(ForceTarget::Example),
+        changes,
+    )?;
+    for (rel, text) in templates::embedded() {
+        let path = dir.join(TEMPLATE_DIR).join(rel);
+        write_embedded(ctx, dir, &path, text, forced(ForceTarget::Templates), changes)?;
+    }
+    Ok(())
+}
+
+fn example_text(env_path: &Path) -> String {
+    let dir = env_path.parent().unwrap_or(Path::new("."));
+    std::fs::read_to_string(dir.join(embedded::ENV_EXAMPLE_NAME))
+        .unwrap_or_else(|_| embedded::ENV_EXAMPLE.to_string())
+}
+
+async fn write_env_file(
+    ctx: &mut Context,
+    engine: &Engine,
+    path: &Path,
+    force: &[ForceTarget],
+    changes: &mut Changes,
+) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let example = example_text(path);
+    let mut generate = envfile::generate_secret;
+    if !path.exists() {
+        let (text, filled) = envfile::from_example(&example, &mut generate);
+        fsutil::write_atomic(path, text.as_bytes(), 0o600)?;
+        changes.add(
+            ctx,
+            format!(
+                "created {} (mode 0600, {} fresh secrets)",
+                shown(&dir, path),
+                filled.len()
+            ),
+        );
+        return Ok(());
+    }
+    // Fails with the file and line if .env.prod is malformed, before anything is rewritten.
+    Environment::load(path)?;
+    let mut text = std::fs::read_to_string(path).context(|| format!("cannot read {}", path.display()))?;
+    let added = envfile::missing(&example, &text, &mut generate);
+    if !added.is_empty() {
+        text.push_str(&format!(
+            "\n# Added by pricescan-ctl setup on {}\n",
+            chrono::Utc::now().format("%Y-%m-%d")
+        ));
+        for (key, value) in &added {
+            text.push_str(&format!("{key}={value}\n"));
+        }
+        fsutil::write_atomic(path, text.as_bytes(), 0o600)?;
+        let keys: Vec<&str> = added.iter().map(|(k, _)| k.as_str()).collect();
+        changes.add(ctx, format!("added {} to {}", keys.join(", "), shown(&dir, path)));
+    }
+    if force.contains(&ForceTarget::Secrets) {
+        regenerate_secrets(ctx, engine, path, &text, changes).await?;
+    }
+    if fsutil::mode_of(path).is_some_and(|m| m & 0o077 != 0) {
+        fsutil::set_mode(path, 0o600)?;
+        changes.add(
+            ctx,
+            format!(
+                "restricted {} to mode 0600 (it was readable by others)",
+                shown(&dir, path)
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// `--force secrets`. Database passwords are kept once MySQL's volume exists: MySQL stores
+/// them in its data, so new values in .env.prod would lock the API out.
+async fn regenerate_secrets(
+    ctx: &mut Context,
+    engine: &Engine,
+    path: &Path,
+    text: &str,
+    changes: &mut Changes,
+) -> Result<()> {
+    let project = ctx.project()?;
+    let env = Environment::parse(path, text)?;
+    let mysql_initialised = match project.file.volumes.contains_key("mysql-data") {
+        true => engine.volume_exists(&project.volume_name("mysql-data")).await?,
+        false => false,
+    };
+    let keys: Vec<String> = env
+        .entries
+        .iter()
+        .map(|e| e.key.clone())
+        .filter(|k| secrets::is_secret_key(k))
+        .filter(|k| {
+            let keep = mysql_initialised && DB_SECRETS.contains(&k.as_str());
+            if keep {
+                ctx.printer.warn(&format!(
+                    "kept {k}: MySQL's data volume already holds it (change it in MySQL first)"
+                ));
+            }
+            !keep
+        })
+        .collect();
+    let (new_text, changed) = envfile::regenerate(text, &keys, &mut envfile::generate_secret);
+    fsutil::write_atomic(path, new_text.as_bytes(), 0o600)?;
+    changes.add(ctx, format!("regenerated {}", changed.join(", ")));
+    Ok(())
+}
+
+fn builtins(project: &Project) -> BTreeMap<String, String> {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "pricescan-ctl".into());
+    BTreeMap::from([
+        ("PROJECT_DIR".to_string(), project.dir.display().to_string()),
+        ("PRICESCAN_CTL".to_string(), exe),
+        ("COMPOSE_PROJECT_NAME".to_string(), project.name.clone()),
+    ])
+}
+
+/// The nginx upstream the API starts behind; start, restart and deploy own it afterwards.
+pub const UPSTREAM_FILE: &str = "nginx/upstream.inc";
+
+pub fn upstream_config(server: &str) -> String {
+    format!(
+        "# Owned by pricescan-ctl (start, restart, deploy): rewritten atomically, checked with\n\
+         # nginx -t, then nginx -s reload. Do not edit.\n\
+         upstream pricescan_api {{\n    server {server}:8000 max_fails=0;\n    keepalive 32;\n}}\n"
+    )
+}
+
+fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Result<()> {
+    let config = project.dir.join(CONFIG_DIR);
+    let all = templates::load(&project.dir)?;
+    let (rendered, warnings) = templates::render(project, &all, &builtins(project))?;
+    for w in warnings {
+        ctx.printer.warn(&w);
+    }
+    std::fs::create_dir_all(&config).context(|| format!("cannot create {}", config.display()))?;
+    // Rendered files hold secrets (Redis' password): only the owner may enter config/.
+    fsutil::set_mode(&config, 0o700)?;
+    for file in rendered {
+        let path = config.join(&file.path);
+        let current = std::fs::read_to_string(&path).ok();
+        if current.as_deref() == Some(file.content.as_str()) {
+            continue;
+        }
+        fsutil::write_atomic(&path, file.content.as_bytes(), 0o644)?;
+        let verb = if current.is_some() { "updated" } else { "rendered" };
+        changes.add(ctx, format!("{verb} {}", shown(&project.dir, &path)));
+    }
+    let upstream = config.join(UPSTREAM_FILE);
+    if !upstream.exists() {
+        fsutil::write_atomic(&upstream, upstream_config("pricescan-api").as_bytes(), 0o644)?;
+        changes.add(ctx, format!("created {}", shown(&project.dir, &upstream)));
+    }
+    Ok(())
+}
+
+fn create_directories(ctx: &Context, project: &Project, changes: &mut Changes) -> Result<()> {
+    let backup_dir = project
+        .env
+        .get("BACKUP_DIR")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "./backups".into());
+    let dirs: [(PathBuf, u32); 3] = [
+        (project.dir.join(CONFIG_DIR).join("tls"), 0o755),
+        (resolve_path(&project.dir, Path::new(&backup_dir)), 0o700),
+        (project.dir.join(".pricescan"), 0o700),
+    ];
+    for (dir, mode) in dirs {
+        if dir.is_dir() {
+            continue;
+        }
+        std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
+        fsutil::set_mode(&dir, mode)?;
+        changes.add(ctx, format!("created {}/", shown(&project.dir, &dir)));
+    }
+    Ok(())
+}
+
+async fn ensure_networks_and_volumes(
+    ctx: &Context,
+    engine: &Engine,
+    project: &Project,
+    changes: &mut Changes,
+) -> Result<()> {
+    let networks = project.used_networks().into_iter().map(|key| async move {
+        let net = project.file.networks.get(&key).cloned().unwrap_or_default();
+        let name = project.network_name(&key);
+        let result = match net.external {
+            true => engine.require_network(&name).await,
+            false => {
+                engine
+                    .ensure_network(&name, &project.name, &key, net.internal, net.driver.as_deref())
+                    .await
+            }
+        };
+        ("network", name, result)
+    });
+    let volumes = project.used_volumes().into_iter().map(|key| async move {
+        let vol = project.file.volumes.get(&key).cloned().unwrap_or_default();
+        let name = project.volume_name(&key);
+        let result = match vol.external {
+            true => engine.require_volume(&name).await,
+            false => {
+                engine
+                    .ensure_volume(&name, &project.name, &key, vol.driver.as_deref())
+                    .await
+            }
+        };
+        ("volume", name, result)
+    });
+    let (nets, vols) = futures_util::join!(join_all(networks), join_all(volumes));
+    for (kind, name, result) in nets.into_iter().chain(vols) {
+        match result? {
+            Ensured::Created => changes.add(ctx, format!("created {kind} {name}")),
+            Ensured::Exists => ctx.printer.debug(&format!("{kind} {name} exists")),
+            Ensured::Foreign(why) => ctx
+                .printer
+                .warn(&format!("{kind} {name} exists but {why}; using it as it is")),
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_images(
+    ctx: &Context,
+    engine: &Engine,
+    project: &Project,
+    changes: &mut Changes,
+) -> Result<()> {
+    let mut wanted: BTreeMap<String, String> = BTreeMap::new();
+    for service in project.active_services() {
+        if let Some(image) = project.service(&service).image.clone() {
+            wanted.entry(image).or_insert(service);
+        }
+    }
+    let checks = wanted.keys().map(|image| engine.image_exists(image));
+    let present = join_all(checks).await;
+    let mut failures = Vec::new();
+    for ((image, service), present) in wanted.iter().zip(present) {
+        if present? {
+            ctx.printer.debug(&format!("image {image} is present"));
+            continue;
+        }
+        match pull(ctx, engine, image).await {
+            Ok(()) => changes.add(ctx, format!("pulled image {image}")),
+            Err(e) => failures.push((image.clone(), service.clone(), e)),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let mut err = CtlError::failure(format!(
+        "{} image(s) missing and could not be pulled",
+        failures.len()
+    ));
+    let mut overrides = Vec::new();
+    for (image, service, e) in &failures {
+        let var = project.image_variable(service);
+        let via = var
+            .as_ref()
+            .map(|v| format!(" (set {v} to use another image)"))
+            .unwrap_or_default();
+        err = err.cause(format!(
+            "{image} for {service}{via}: {}",
+            e.causes.last().unwrap_or(&e.what)
+        ));
+        overrides.extend(var);
+    }
+    let hint = match overrides.is_empty() {
+        true => "check the registry is reachable, or load the images locally".to_string(),
+        false => format!(
+            "build or load the images locally and set {} in .env.prod; or rerun with --skip-images",
+            overrides.join(", ")
+        ),
+    };
+    Err(err.hint(hint))
+}
+
+async fn pull(ctx: &Context, engine: &Engine, image: &str) -> Result<()> {
+    let mut progress = ctx.printer.pull_progress(image);
+    let mut stream = std::pin::pin!(engine.pull_image(image));
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(e) => progress.update(e.layer.as_deref(), &e.status, e.current, e.total),
+            Err(e) => {
+                progress.finish(false);
+                return Err(e);
+            }
+        }
+    }
+    progress.finish(true);
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! pricescan-ctl: the operations CLI of the PriceScan production stack.
+//!
+//! - `cli`: the clap command tree.
+//! - `commands`: one module per command, orchestrating the others.
+//! - `stack`: compose file, `.env.prod`, interpolation, templates, dependency graph; no Docker.
+//! - `engine`: the only module that talks to Docker (bollard).
+//! - `output`: everything shown to the operator: tables, progress, colour, JSON, errors.
+
+pub mod cli;
+pub mod commands;
+pub mod engine;
+pub mod error;
+pub mod fsutil;
+pub mod output;
+pub mod stack;

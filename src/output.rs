@@ -1,0 +1,244 @@
+//! Everything the program shows goes through the `Printer`: it decides human, quiet or
+//! JSON output, colour, tables and progress in one place, so commands never print directly.
+
+use crate::error::CtlError;
+use crate::stack::secrets;
+use comfy_table::{ContentArrangement, Table, presets};
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Ok,
+    Warn,
+    Bad,
+    Dim,
+    Bold,
+}
+
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: OutputFormat,
+    pub quiet: bool,
+    pub verbose: bool,
+    color_out: bool,
+    color_err: bool,
+    /// Secret values to scrub from anything shown, as a last line of defence.
+    secrets: Vec<String>,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let decide = |tty: bool| match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && !no_color,
+        };
+        Self {
+            format,
+            quiet,
+            verbose,
+            color_out: decide(std::io::stdout().is_terminal()),
+            color_err: decide(std::io::stderr().is_terminal()),
+            secrets: Vec::new(),
+        }
+    }
+
+    pub fn with_secrets(&mut self, secrets: Vec<String>) {
+        self.secrets = secrets;
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    pub fn stdout_is_tty(&self) -> bool {
+        std::io::stdout().is_terminal()
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        secrets::mask_text(text, &self.secrets)
+    }
+
+    fn paint(&self, on: bool, style: Style, text: &str) -> String {
+        if !on {
+            return text.to_string();
+        }
+        let code = match style {
+            Style::Ok => "32",
+            Style::Warn => "33",
+            Style::Bad => "31",
+            Style::Dim => "2",
+            Style::Bold => "1",
+        };
+        format!("\x1b[{code}m{text}\x1b[0m")
+    }
+
+    /// Styled text for stdout.
+    pub fn style(&self, style: Style, text: &str) -> String {
+        self.paint(self.color_out, style, text)
+    }
+
+    fn out(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not an error worth a panic.
+        let _ = writeln!(stdout, "{}", self.scrub(text));
+    }
+
+    fn err(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{}", self.scrub(text));
+    }
+
+    /// A normal progress or result line: silent with --quiet and with --json.
+    pub fn info(&self, text: &str) {
+        if !self.quiet && !self.is_json() {
+            self.out(text);
+        }
+    }
+
+    /// Detail shown only with --verbose, on stderr so that it never mixes with results.
+    pub fn debug(&self, text: &str) {
+        if self.verbose {
+            self.err(&self.paint(self.color_err, Style::Dim, text));
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        if !self.quiet {
+            self.err(&format!(
+                "{} {text}",
+                self.paint(self.color_err, Style::Warn, "warning:")
+            ));
+        }
+    }
+
+    /// The command's main output (e.g. `config`'s YAML): shown even with --quiet.
+    pub fn result(&self, text: &str) {
+        self.out(text.trim_end_matches('\n'));
+    }
+
+    pub fn json(&self, value: &serde_json::Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        self.out(&text);
+    }
+
+    pub fn table(&self, header: &[&str], rows: Vec<Vec<String>>) {
+        if self.quiet {
+            return;
+        }
+        let mut table = Table::new();
+        table
+            .load_style(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        table.set_header(header.iter().map(|h| self.style(Style::Bold, h)));
+        for row in rows {
+            table.add_row(row);
+        }
+        self.out(&table.to_string());
+    }
+
+    /// `error: WHAT`, indented `cause:` lines, then `hint:` (DESIGN §4).
+    pub fn error(&self, e: &CtlError) {
+        let mut text = format!("{} {}", self.paint(self.color_err, Style::Bad, "error:"), e.what);
+        for cause in &e.causes {
+            text.push_str(&format!("\n  cause: {cause}"));
+        }
+        if let Some(hint) = &e.hint {
+            text.push_str(&format!(
+                "\n{} {hint}",
+                self.paint(self.color_err, Style::Dim, "hint:")
+            ));
+        }
+        self.err(&text);
+    }
+
+    /// A progress bar on a terminal, nothing otherwise.
+    pub fn progress(&self, len: u64, message: &str) -> indicatif::ProgressBar {
+        if self.quiet || self.is_json() || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new(len);
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg:30} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(message.to_string());
+        bar
+    }
+}
+
+/// Per-layer progress of an image pull: bars on a terminal, one line per image otherwise.
+pub struct PullProgress {
+    bars: Option<(
+        indicatif::MultiProgress,
+        std::collections::HashMap<String, indicatif::ProgressBar>,
+    )>,
+    printer: Printer,
+    image: String,
+}
+
+impl Printer {
+    pub fn pull_progress(&self, image: &str) -> PullProgress {
+        let live = !self.quiet && !self.is_json() && std::io::stderr().is_terminal();
+        let bars = live.then(|| (indicatif::MultiProgress::new(), std::collections::HashMap::new()));
+        if !live {
+            self.info(&format!("  pulling  {image}"));
+        }
+        PullProgress {
+            bars,
+            printer: self.clone(),
+            image: image.to_string(),
+        }
+    }
+}
+
+impl PullProgress {
+    pub fn update(&mut self, layer: Option<&str>, status: &str, current: u64, total: u64) {
+        let Some((multi, bars)) = self.bars.as_mut() else {
+            return;
+        };
+        let Some(layer) = layer else { return };
+        let bar = bars.entry(layer.to_string()).or_insert_with(|| {
+            let bar = multi.add(indicatif::ProgressBar::new(total.max(1)));
+            let style = indicatif::ProgressStyle::with_template(
+                "  {prefix:12} {msg:18} [{bar:30}] {bytes}/{total_bytes}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(layer.chars().take(12).collect::<String>());
+            bar
+        });
+        if total > 0 {
+            bar.set_length(total);
+            bar.set_position(current);
+        }
+        bar.set_message(status.to_string());
+    }
+
+    pub fn finish(self, ok: bool) {
+        if let Some((multi, bars)) = self.bars {
+            for bar in bars.values() {
+                bar.finish_and_clear();
+            }
+            let _ = multi.clear();
+        }
+        let word = if ok { "pulled" } else { "failed" };
+        self.printer.info(&format!("  {word:8} {}", self.image));
+    }
+}

@@ -1,0 +1,93 @@
+//! The project's variables: `.env.prod` under the process environment, as in Compose.
+
+use super::ConfigError;
+use super::dotenv::{self, Entry};
+use super::secrets;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub path: PathBuf,
+    /// False when the file does not exist yet (before `setup`).
+    pub exists: bool,
+    pub entries: Vec<Entry>,
+}
+
+fn process_env(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+impl Environment {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self {
+                    path: path.to_path_buf(),
+                    exists: false,
+                    entries: Vec::new(),
+                });
+            }
+            Err(e) => {
+                return Err(ConfigError::new(format!("cannot read: {e}")).at(path.display().to_string()));
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let entries = dotenv::parse(text, &process_env).map_err(|e| {
+            ConfigError::new(e.message)
+                .at(format!("{}:{}", path.display(), e.line))
+                .hint("each line must be KEY=value; quote values that contain spaces or #")
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            exists: true,
+            entries,
+        })
+    }
+
+    /// The value Compose would use: the process environment first, then the file.
+    pub fn get(&self, key: &str) -> Option<String> {
+        process_env(key).or_else(|| self.file_value(key).map(str::to_string))
+    }
+
+    pub fn file_value(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.value.as_str())
+    }
+
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.entries.iter().find(|e| e.key == key).map(|e| e.line)
+    }
+
+    /// Every secret value in effect, for masking output.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| secrets::is_secret_key(&e.key))
+            .filter_map(|e| self.get(&e.key))
+            .filter(|v| !v.is_empty())
+            .collect()
+    }
+
+    /// Refuses to go on while any variable is a placeholder or an empty secret.
+    pub fn check_placeholders(&self) -> Result<(), ConfigError> {
+        for entry in &self.entries {
+            let value = self.get(&entry.key).unwrap_or_default();
+            if let Some(problem) = secrets::secret_problem(&entry.key, &value) {
+                return Err(ConfigError::new(format!("{} {problem}", entry.key))
+                    .at(format!("{}:{}", self.path.display(), entry.line))
+                    .hint(format!(
+                        "set a real value for {} in {} (pricescan-ctl setup fills secrets with random values)",
+                        entry.key,
+                        self.path.display()
+                    )));
+            }
+        }
+        Ok(())
+    }
+}

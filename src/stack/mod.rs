@@ -1,0 +1,71 @@
+//! The stack model: the compose file, `.env.prod`, interpolation and the dependency graph.
+//! Nothing here talks to Docker; the engine module turns this model into containers.
+
+pub mod compose;
+pub mod dotenv;
+pub mod embedded;
+pub mod envfile;
+pub mod environment;
+pub mod graph;
+pub mod interpolate;
+pub mod names;
+pub mod project;
+pub mod secrets;
+pub mod templates;
+
+pub use environment::Environment;
+pub use project::{Project, ProjectOptions};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A problem with the stack's configuration: always the operator's to fix (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File and, where known, `:line[:column]`.
+    pub location: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            location: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn in_file(path: &Path) -> impl Fn(String) -> Self + '_ {
+        move |message| Self::new(message).at(path.display().to_string())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// `path` made absolute against `base` when it is relative.
+pub fn resolve_path(base: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}

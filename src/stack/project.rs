@@ -1,0 +1,569 @@
+//! Loading a project: the compose file (on disk, or the embedded copy), `.env.prod`,
+//! interpolation of every YAML value, the typed model, profiles and validation.
+
+use super::compose::{ComposeFile, MountType, Service};
+use super::embedded;
+use super::environment::Environment;
+use super::interpolate::{self, InterpolationError};
+use super::{ConfigError, graph, names, resolve_path};
+use serde_yaml_ng::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const DEFAULT_NETWORK: &str = "default";
+
+/// What the global flags say about where the project is.
+#[derive(Debug, Clone)]
+pub struct ProjectOptions {
+    pub file: PathBuf,
+    pub env_file: PathBuf,
+    pub project_dir: Option<PathBuf>,
+    pub project_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub dir: PathBuf,
+    pub compose_path: PathBuf,
+    /// False when the compose file came from the binary because none is on disk.
+    pub compose_on_disk: bool,
+    pub env: Environment,
+    pub file: ComposeFile,
+    /// The compose file as written, before interpolation: where a value came from.
+    pub raw: Value,
+    pub profiles: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Project {
+    pub fn load(opts: &ProjectOptions) -> Result<Self, ConfigError> {
+        let cwd =
+            std::env::current_dir().map_err(|e| ConfigError::new(format!("no current directory: {e}")))?;
+        let dir = opts
+            .project_dir
+            .as_deref()
+            .map_or(cwd.clone(), |d| resolve_path(&cwd, d));
+        let compose_path = resolve_path(&dir, &opts.file);
+        let env = Environment::load(&resolve_path(&dir, &opts.env_file))?;
+        let (text, compose_on_disk) = match std::fs::read_to_string(&compose_path) {
+            Ok(text) => (text, true),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && opts.file == Path::new(embedded::COMPOSE_FILE_NAME) =>
+            {
+                (embedded::COMPOSE.to_string(), false)
+            }
+            Err(e) => {
+                return Err(ConfigError::new(format!("cannot read the compose file: {e}"))
+                    .at(compose_path.display().to_string())
+                    .hint("pass -f FILE or --project-dir DIR, or run `pricescan-ctl setup` to write the default one"));
+            }
+        };
+        Self::from_text(
+            &text,
+            compose_path,
+            compose_on_disk,
+            dir,
+            env,
+            opts.project_name.as_deref(),
+        )
+    }
+
+    pub fn from_text(
+        text: &str,
+        compose_path: PathBuf,
+        compose_on_disk: bool,
+        dir: PathBuf,
+        env: Environment,
+        name_flag: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let shown = compose_path.display().to_string();
+        let raw: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&shown, &e))?;
+        if !matches!(raw, Value::Mapping(_)) {
+            return Err(
+                ConfigError::new("the compose file must be a YAML mapping with a services: key").at(&shown),
+            );
+        }
+        let mut unset = BTreeSet::new();
+        let lookup = |k: &str| env.get(k);
+        let value = interpolate_tree(raw.clone(), &mut Vec::new(), &lookup, &mut unset)
+            .map_err(|e| ConfigError::new(e).at(&shown))?;
+        let file: ComposeFile = serde_path_to_error::deserialize(value).map_err(|e| {
+            ConfigError::new(format!("{}: {}", display_path(&e.path().to_string()), e.inner())).at(&shown)
+        })?;
+        let mut warnings: Vec<String> = unset
+            .into_iter()
+            .map(|v| format!("the {v} variable is not set; using an empty string"))
+            .collect();
+        let name = project_name(name_flag, &env, file.name.as_deref(), &dir)?;
+        let profiles = env
+            .get("COMPOSE_PROFILES")
+            .map(|p| {
+                p.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let project = Self {
+            name,
+            dir,
+            compose_path,
+            compose_on_disk,
+            env,
+            file,
+            raw,
+            profiles,
+            warnings: Vec::new(),
+        };
+        warnings.extend(project.validate().map_err(|e| e.at(&shown))?);
+        Ok(Self { warnings, ..project })
+    }
+
+    /// Services enabled by the active profiles, in name order.
+    pub fn active_services(&self) -> Vec<String> {
+        self.file
+            .services
+            .iter()
+            .filter(|(_, s)| self.is_active(s))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    fn is_active(&self, service: &Service) -> bool {
+        service.profiles.is_empty()
+            || self
+                .profiles
+                .iter()
+                .any(|p| p == "*" || service.profiles.contains(p))
+    }
+
+    pub fn service(&self, name: &str) -> &Service {
+        &self.file.services[name]
+    }
+
+    /// Resolves names typed by an operator; none means every active service.
+    pub fn select(&self, names: &[String]) -> Result<Vec<String>, ConfigError> {
+        let active = self.active_services();
+        if names.is_empty() {
+            return Ok(active);
+        }
+        let all: Vec<String> = self.file.services.keys().cloned().collect();
+        let mut out = Vec::new();
+        for input in names {
+            let name = names::resolve(input, &all).map_err(|m| {
+                ConfigError::new(m).hint("`pricescan-ctl config --services` lists the services")
+            })?;
+            if !active.iter().any(|a| a == name) {
+                let profiles = self.service(name).profiles.join(", ");
+                return Err(
+                    ConfigError::new(format!("service {name} is not enabled")).hint(format!(
+                        "add one of its profiles ({profiles}) to COMPOSE_PROFILES in {}",
+                        self.env.path.display()
+                    )),
+                );
+            }
+            if !out.iter().any(|o| o == name) {
+                out.push(name.to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each active service with the active services it depends on.
+    pub fn dependency_graph(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.active_services()
+            .into_iter()
+            .map(|name| {
+                let deps = self.service(&name).depends_on.keys().cloned().collect();
+                (name, deps)
+            })
+            .collect()
+    }
+
+    /// Start order of `selected` and their dependencies, in waves of independent services.
+    pub fn start_waves(&self, selected: &[String]) -> Result<Vec<Vec<String>>, ConfigError> {
+        let graph = self.dependency_graph();
+        let wanted = graph::with_dependencies(&graph, selected);
+        let sub = graph.into_iter().filter(|(k, _)| wanted.contains(k)).collect();
+        graph::start_waves(&sub).map_err(cycle_error)
+    }
+
+    /// Compose's resource names, so that docker-compose sees the same objects.
+    pub fn network_name(&self, key: &str) -> String {
+        let net = self.file.networks.get(key);
+        net.and_then(|n| n.name.clone())
+            .unwrap_or_else(|| format!("{}_{key}", self.name))
+    }
+
+    pub fn volume_name(&self, key: &str) -> String {
+        let vol = self.file.volumes.get(key);
+        vol.and_then(|v| v.name.clone())
+            .unwrap_or_else(|| format!("{}_{key}", self.name))
+    }
+
+    /// Networks a service joins; Compose's `default` network when it names none.
+    pub fn service_networks(&self, service: &str) -> Vec<String> {
+        let nets: Vec<String> = self.service(service).networks.keys().cloned().collect();
+        if nets.is_empty() {
+            vec![DEFAULT_NETWORK.to_string()]
+        } else {
+            nets
+        }
+    }
+
+    /// Networks used by the active services, by their key in the compose file.
+    pub fn used_networks(&self) -> BTreeSet<String> {
+        self.active_services()
+            .iter()
+            .flat_map(|s| self.service_networks(s))
+            .collect()
+    }
+
+    /// Named volumes used by the active services, by their key in the compose file.
+    pub fn used_volumes(&self) -> BTreeSet<String> {
+        self.active_services()
+            .iter()
+            .flat_map(|s| self.service(s).volumes.iter())
+            .filter(|m| m.kind == MountType::Volume)
+            .filter_map(|m| m.source.clone())
+            .collect()
+    }
+
+    fn validate(&self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        for key in self.file.extra.keys() {
+            match key.as_str() {
+                "version" => warnings.push("the top-level version key is obsolete and ignored".into()),
+                k if k.starts_with("x-") => {}
+                k => return Err(ConfigError::new(format!("{k}: unsupported top-level key"))),
+            }
+        }
+        for (name, service) in &self.file.services {
+            self.validate_service(name, service)?;
+        }
+        graph::start_waves(&self.dependency_graph()).map_err(cycle_error)?;
+        Ok(warnings)
+    }
+
+    fn validate_service(&self, name: &str, service: &Service) -> Result<(), ConfigError> {
+        let at = |field: &str, msg: String| ConfigError::new(format!("services.{name}.{field}: {msg}"));
+        if let Some(key) = service.extra.keys().find(|k| !k.starts_with("x-")) {
+            return Err(at(key, "unsupported key".into())
+                .hint("pricescan-ctl supports the Compose keys its stack uses; use x- for extensions"));
+        }
+        if service.image.is_none() && service.build.is_none() {
+            return Err(at("image", "a service needs an image or a build".into()));
+        }
+        for dep in service.depends_on.keys() {
+            let Some(target) = self.file.services.get(dep) else {
+                return Err(at("depends_on", format!("depends on undefined service {dep}")));
+            };
+            if self.is_active(service) && !self.is_active(target) && service.depends_on[dep].required {
+                return Err(at(
+                    "depends_on",
+                    format!("depends on {dep}, which no active profile enables"),
+                ));
+            }
+        }
+        for net in service.networks.keys() {
+            if net != DEFAULT_NETWORK && !self.file.networks.contains_key(net) {
+                return Err(at(
+                    "networks",
+                    format!("network {net} is not defined under the top-level networks:"),
+                ));
+            }
+        }
+        for mount in service.volumes.iter().filter(|m| m.kind == MountType::Volume) {
+            if let Some(src) = mount
+                .source
+                .as_ref()
+                .filter(|s| !self.file.volumes.contains_key(*s))
+            {
+                let msg = format!("volume {src} is not defined under the top-level volumes:");
+                return Err(at("volumes", msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// The variable an operator sets to change a service's image (`MYSQL_IMAGE` for
+    /// `${MYSQL_IMAGE:-mysql:8.0}`), if the image is a variable.
+    pub fn image_variable(&self, service: &str) -> Option<String> {
+        let raw = self.raw.get("services")?.get(service)?.get("image")?.as_str()?;
+        let start = raw.find('$')? + 1;
+        let name: String = raw[start..]
+            .trim_start_matches('{')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!name.is_empty()).then_some(name)
+    }
+
+    /// Host path of a bind mount source, relative paths against the project directory.
+    pub fn host_path(&self, source: &str) -> PathBuf {
+        match source.strip_prefix("~/") {
+            Some(rest) => std::env::var_os("HOME")
+                .map_or_else(|| PathBuf::from(source), |h| PathBuf::from(h).join(rest)),
+            None => resolve_path(&self.dir, Path::new(source)),
+        }
+    }
+}
+
+fn cycle_error(cycle: Vec<String>) -> ConfigError {
+    ConfigError::new(format!("dependency cycle: {}", cycle.join(" -> ")))
+        .hint("remove one of these depends_on entries")
+}
+
+fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ConfigError {
+    let location = match e.location() {
+        Some(l) => format!("{file}:{}:{}", l.line(), l.column()),
+        None => file.to_string(),
+    };
+    let message = e.to_string();
+    // The library appends " at line X column Y"; the location already says it.
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    ConfigError::new(format!("invalid YAML: {message}")).at(location)
+}
+
+fn display_path(path: &str) -> String {
+    if path == "." {
+        "(top level)".into()
+    } else {
+        path.to_string()
+    }
+}
+
+/// Interpolates every scalar value (not keys), tracking the key path for errors.
+fn interpolate_tree(
+    value: Value,
+    path: &mut Vec<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    unset: &mut BTreeSet<String>,
+) -> Result<Value, String> {
+    Ok(match value {
+        Value::String(s) if interpolate::has_substitution(&s) => {
+            let r = interpolate::interpolate(&s, lookup).map_err(|e| interpolation_message(path, &e))?;
+            unset.extend(r.unset);
+            Value::String(r.value)
+        }
+        Value::Sequence(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                path.push(format!("[{i}]"));
+                out.push(interpolate_tree(item, path, lookup, unset)?);
+                path.pop();
+            }
+            Value::Sequence(out)
+        }
+        Value::Mapping(map) => {
+            let mut out = serde_yaml_ng::Mapping::new();
+            for (k, v) in map {
+                path.push(key_text(&k));
+                let v = interpolate_tree(v, path, lookup, unset)?;
+                path.pop();
+                out.insert(k, v);
+            }
+            Value::Mapping(out)
+        }
+        other => other,
+    })
+}
+
+fn key_text(k: &Value) -> String {
+    match k {
+        Value::String(s) => s.clone(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+fn interpolation_message(path: &[String], e: &InterpolationError) -> String {
+    let joined = path.iter().fold(String::new(), |mut acc, seg| {
+        if !acc.is_empty() && !seg.starts_with('[') {
+            acc.push('.');
+        }
+        acc.push_str(seg);
+        acc
+    });
+    format!("{joined}: {e}")
+}
+
+/// `-p`, then COMPOSE_PROJECT_NAME, then the file's `name:`, then the directory name.
+fn project_name(
+    flag: Option<&str>,
+    env: &Environment,
+    file: Option<&str>,
+    dir: &Path,
+) -> Result<String, ConfigError> {
+    let explicit = flag
+        .map(str::to_string)
+        .or_else(|| env.get("COMPOSE_PROJECT_NAME"))
+        .or(file.map(str::to_string));
+    if let Some(name) = explicit {
+        let valid = !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !valid {
+            return Err(ConfigError::new(format!("invalid project name {name:?}"))
+                .hint("use lowercase letters, digits, - and _, starting with a letter or digit"));
+        }
+        return Ok(name);
+    }
+    let base = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("pricescan")
+        .to_ascii_lowercase();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    Ok(if cleaned.is_empty() {
+        "pricescan".into()
+    } else {
+        cleaned
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &str) -> Result<Project, ConfigError> {
+        let env = Environment::parse(Path::new(".env.test"), env).unwrap();
+        Project::from_text(yaml, "test.yml".into(), true, "/srv/demo".into(), env, None)
+    }
+
+    const STACK: &str = "
+name: demo
+services:
+  demo-api:
+    image: ${API_IMAGE:-api:latest}
+    depends_on: {demo-db: {condition: service_healthy}}
+    networks: [backend]
+  demo-db:
+    image: db
+    volumes: [data:/var/lib/db]
+    networks: [backend]
+  demo-grafana:
+    image: grafana
+    profiles: [monitoring]
+networks: {backend: {internal: true}}
+volumes: {data: {}}
+";
+
+    #[test]
+    fn loads_interpolates_and_names_resources() {
+        let p = load(STACK, "API_IMAGE=local/api:v1\n").unwrap();
+        assert_eq!(p.name, "demo");
+        assert_eq!(p.service("demo-api").image.as_deref(), Some("local/api:v1"));
+        assert_eq!(p.network_name("backend"), "demo_backend");
+        assert_eq!(p.volume_name("data"), "demo_data");
+        assert_eq!(
+            p.start_waves(&["demo-api".into()]).unwrap(),
+            vec![vec!["demo-db".to_string()], vec!["demo-api".to_string()]]
+        );
+    }
+
+    #[test]
+    fn image_variable_is_found_in_the_raw_file() {
+        let p = load(STACK, "").unwrap();
+        assert_eq!(p.image_variable("demo-api").as_deref(), Some("API_IMAGE"));
+        assert_eq!(p.image_variable("demo-db"), None);
+    }
+
+    #[test]
+    fn profiles_select_services() {
+        let p = load(STACK, "").unwrap();
+        assert_eq!(p.active_services(), vec!["demo-api", "demo-db"]);
+        let p = load(STACK, "COMPOSE_PROFILES=monitoring\n").unwrap();
+        assert_eq!(p.active_services(), vec!["demo-api", "demo-db", "demo-grafana"]);
+        let err = load(STACK, "").unwrap().select(&["grafana".into()]).unwrap_err();
+        assert!(err.message.contains("not enabled"), "{err}");
+    }
+
+    #[test]
+    fn selection_by_short_name_with_suggestion() {
+        let p = load(STACK, "").unwrap();
+        assert_eq!(
+            p.select(&["api".into(), "demo-api".into()]).unwrap(),
+            vec!["demo-api"]
+        );
+        let err = p.select(&["dbb".into()]).unwrap_err();
+        assert!(err.message.contains("did you mean demo-db?"), "{err}");
+    }
+
+    #[test]
+    fn errors_name_file_and_key_path() {
+        let err = load("services:\n  a:\n    image: ${IMG:?set IMG}\n", "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "test.yml: services.a.image: required variable IMG is missing a value: set IMG"
+        );
+        let err = load("services:\n  a:\n    image: x\n    ports: ['80:abc']\n", "").unwrap_err();
+        assert!(
+            err.to_string().starts_with("test.yml: services.a.ports: "),
+            "{err}"
+        );
+        let err = load("services:\n  a:\n    image: x\n  b: {image: [\n", "").unwrap_err();
+        assert!(
+            err.location.as_deref().unwrap().starts_with("test.yml:5:"),
+            "{err}"
+        );
+        let err = load("services:\n  a:\n    image: x\n   ports: []\n", "").unwrap_err();
+        assert_eq!(err.location.as_deref(), Some("test.yml:4:4"), "{err}");
+        let err = load("services:\n  a:\n    image: x\n    imagee: y\n", "").unwrap_err();
+        assert!(
+            err.message.contains("services.a.imagee: unsupported key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn cycles_and_dangling_references_are_rejected() {
+        let err = load(
+            "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [a]}\n",
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(err.message, "dependency cycle: a -> b -> a");
+        let err = load("services:\n  a: {image: x, depends_on: [zz]}\n", "").unwrap_err();
+        assert!(err.message.contains("undefined service zz"), "{err}");
+        let err = load("services:\n  a: {image: x, volumes: ['nope:/x']}\n", "").unwrap_err();
+        assert!(err.message.contains("volume nope is not defined"), "{err}");
+    }
+
+    #[test]
+    fn unset_variables_warn() {
+        let p = load("services:\n  a: {image: \"x${TAG}\"}\n", "").unwrap();
+        assert_eq!(
+            p.warnings,
+            vec!["the TAG variable is not set; using an empty string"]
+        );
+    }
+
+    #[test]
+    fn project_name_precedence() {
+        let env = Environment::parse(Path::new("e"), "").unwrap();
+        assert_eq!(
+            project_name(Some("flag"), &env, Some("file"), Path::new("/x/dir")).unwrap(),
+            "flag"
+        );
+        assert_eq!(
+            project_name(None, &env, Some("file"), Path::new("/x/dir")).unwrap(),
+            "file"
+        );
+        assert_eq!(
+            project_name(None, &env, None, Path::new("/x/My.Dir")).unwrap(),
+            "mydir"
+        );
+        assert!(project_name(Some("Bad Name"), &env, None, Path::new("/x")).is_err());
+    }
+}

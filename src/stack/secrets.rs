@@ -1,0 +1,109 @@
+//! Which configuration values are secrets, which are still placeholders, and how to mask
+//! them wherever configuration is shown.
+
+/// Variable names whose values are secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    [
+        "PASSWORD",
+        "SECRET",
+        "TOKEN",
+        "PASSPHRASE",
+        "PRIVATE_KEY",
+        "API_KEY",
+    ]
+    .iter()
+    .any(|marker| k.contains(marker))
+}
+
+/// A value that was never filled in: the old guide's `VOTRE_...`, `changeme` and friends.
+pub fn is_placeholder(value: &str) -> bool {
+    let v = value.trim().to_ascii_lowercase();
+    v.starts_with("votre_")
+        || v.starts_with("your_")
+        || v.contains("changeme")
+        || v.contains("change_me")
+        || v.contains("change-me")
+        || v == "secret"
+        || v == "password"
+        || (v.starts_with('<') && v.ends_with('>'))
+}
+
+/// Why a secret variable cannot be used as it is, if it cannot.
+pub fn secret_problem(key: &str, value: &str) -> Option<&'static str> {
+    if !is_secret_key(key) {
+        return is_placeholder(value).then_some("is still a placeholder");
+    }
+    if value.is_empty() {
+        Some("is an empty secret")
+    } else if is_placeholder(value) {
+        Some("is still a placeholder")
+    } else {
+        None
+    }
+}
+
+pub const MASK: &str = "********";
+
+/// Replaces every occurrence of any secret value in `text` with the mask. Longest first, so
+/// that a secret containing another is masked whole. Very short values are skipped: masking
+/// every "1" in the output would hide more than it protects.
+pub fn mask_text(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted
+        .iter()
+        .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys() {
+        for k in [
+            "DB_PASSWORD",
+            "SECRET_KEY",
+            "JWT_SECRET_KEY",
+            "MYSQL_ROOT_PASSWORD",
+            "GRAFANA_ADMIN_PASSWORD",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["DB_HOST", "REDIS_PORT", "LOG_LEVEL", "MYSQL_IMAGE", "KEYBOARD"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn placeholders() {
+        for v in [
+            "VOTRE_MOT_DE_PASSE",
+            "changeme",
+            "CHANGEME_please",
+            "<your secret>",
+            "your_password",
+        ] {
+            assert!(is_placeholder(v), "{v}");
+        }
+        for v in ["x8Fq2LmZ0pWc", "production", "mysql:8.0"] {
+            assert!(!is_placeholder(v), "{v}");
+        }
+        assert_eq!(secret_problem("DB_PASSWORD", ""), Some("is an empty secret"));
+        assert_eq!(secret_problem("DB_HOST", ""), None);
+        assert_eq!(
+            secret_problem("DB_HOST", "VOTRE_HOTE"),
+            Some("is still a placeholder")
+        );
+    }
+
+    #[test]
+    fn masking_replaces_every_occurrence_longest_first() {
+        let secrets = vec!["abcd".to_string(), "abcdefgh".to_string(), "x".to_string()];
+        assert_eq!(
+            mask_text("p=abcdefgh q=abcd x", &secrets),
+            format!("p={MASK} q={MASK} x")
+        );
+    }
+}
