@@ -21,11 +21,10 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Compose file of the stack
+    /// Compose file of the stack (before the command: `logs -f` means --follow)
     #[arg(
         short = 'f',
         long,
-        global = true,
         value_name = "FILE",
         default_value = "docker-compose.prod.yml"
     )]
@@ -40,7 +39,13 @@ pub struct GlobalArgs {
     #[arg(short = 'p', long, global = true, value_name = "NAME")]
     pub project_name: Option<String>,
     /// Docker engine address [default: DOCKER_HOST, then the local socket]
-    #[arg(long, global = true, value_name = "URL", env = "DOCKER_HOST")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "DOCKER_HOST",
+        hide_env_values = true
+    )]
     pub docker_host: Option<String>,
     /// Output format
     #[arg(long, global = true, value_enum, default_value = "human")]
@@ -138,9 +143,11 @@ pub struct SetupArgs {
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
+    #[command(flatten)]
+    pub select: ServiceArgs,
     /// List the active service names only
-    #[arg(long)]
-    pub services: bool,
+    #[arg(long = "services")]
+    pub list_services: bool,
 }
 
 #[derive(Debug, Args)]
@@ -327,4 +334,27 @@ pub enum DeployCommand {
 pub struct CompletionsArgs {
     /// Shell to generate completions for
     pub shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn file_flag_before_the_command_and_follow_after_it() {
+        let cli = Cli::try_parse_from(["pricescan-ctl", "-f", "x.yml", "logs", "-f"]).unwrap();
+        assert_eq!(cli.global.file, PathBuf::from("x.yml"));
+        assert!(matches!(
+            cli.command,
+            Command::Logs(LogsArgs { follow: true, .. })
+        ));
+        let cli = Cli::try_parse_from(["pricescan-ctl", "status", "--json", "-s", "api"]).unwrap();
+        assert!(cli.global.json);
+    }
 }

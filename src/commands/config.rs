@@ -6,24 +6,26 @@ use crate::error::{Context as _, ExitStatus, Result};
 use crate::stack::Project;
 use crate::stack::compose::ComposeFile;
 use crate::stack::secrets::{self, MASK};
+use std::collections::BTreeSet;
 
 pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
+    let selected = project.select(&args.select.services)?;
     if let Err(problem) = project.env.check_placeholders() {
         ctx.printer.warn(&format!("{problem}; start will refuse it"));
     }
     if ctx.printer.quiet {
         return Ok(ExitStatus::Success);
     }
-    if args.services {
-        let names = project.active_services();
+    if args.list_services {
+        let names = selected;
         match ctx.printer.is_json() {
             true => ctx.printer.json(&serde_json::json!(names)),
             false => ctx.printer.result(&names.join("\n")),
         }
         return Ok(ExitStatus::Success);
     }
-    let resolved = resolved(&project);
+    let resolved = resolved(&project, &selected)?;
     if ctx.printer.is_json() {
         let value = serde_json::to_value(&resolved).context(|| "cannot encode the configuration".into())?;
         ctx.printer.json(&value);
@@ -35,16 +37,21 @@ pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-/// The active part of the stack, with every secret-named variable masked. The printer also
-/// scrubs secret values wherever else they appear (a command line, a URL).
-fn resolved(project: &Project) -> ComposeFile {
-    let active = project.active_services();
+/// The selected services and what they depend on, with every secret-named variable masked.
+/// The printer also scrubs secret values wherever else they appear (a command line, a URL).
+fn resolved(project: &Project, selected: &[String]) -> Result<ComposeFile> {
+    let shown: Vec<String> = project.start_waves(selected)?.concat();
     let mut file = project.file.clone();
     file.name = Some(project.name.clone());
-    file.services.retain(|name, _| active.contains(name));
-    let networks = project.used_networks();
+    file.services.retain(|name, _| shown.contains(name));
+    let networks: BTreeSet<String> = shown.iter().flat_map(|s| project.service_networks(s)).collect();
     file.networks.retain(|k, _| networks.contains(k));
-    let volumes = project.used_volumes();
+    let volumes: BTreeSet<&String> = file
+        .services
+        .values()
+        .flat_map(|s| &s.volumes)
+        .filter_map(|m| m.source.as_ref())
+        .collect();
     file.volumes.retain(|k, _| volumes.contains(k));
     for service in file.services.values_mut() {
         for (key, value) in service.environment.iter_mut() {
@@ -53,5 +60,5 @@ fn resolved(project: &Project) -> ComposeFile {
             }
         }
     }
-    file
+    Ok(file)
 }

@@ -31,6 +31,22 @@ impl Changes {
         ctx.printer.info(&format!("  {what}"));
         self.0.push(what);
     }
+
+    /// Many files of one kind are reported as one line ("rendered config/ (16 files)").
+    fn add_files(&mut self, ctx: &Context, verb: &str, dir: &str, files: Vec<String>) {
+        match files.len() {
+            0 => {}
+            1..=3 => files
+                .into_iter()
+                .for_each(|f| self.add(ctx, format!("{verb} {f}"))),
+            n => {
+                for f in &files {
+                    ctx.printer.debug(&format!("{verb} {f}"));
+                }
+                self.add(ctx, format!("{verb} {dir}/ ({n} files)"));
+            }
+        }
+    }
 }
 
 pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
@@ -118,22 +134,13 @@ async fn check_prerequisites(ctx: &Context, engine: &mut Engine, dir: &Path, str
     Ok(())
 }
 
-/// Writes a file from the binary's copy if it is missing (or forced).
-fn write_embedded(
-    ctx: &Context,
-    dir: &Path,
-    path: &Path,
-    text: &str,
-    force: bool,
-    changes: &mut Changes,
-) -> Result<()> {
+/// Writes a file from the binary's copy if it is missing (or forced); says whether it did.
+fn write_embedded(path: &Path, text: &str, force: bool) -> Result<bool> {
     if path.exists() && !force {
-        return Ok(());
+        return Ok(false);
     }
-    let verb = if path.exists() { "rewrote" } else { "created" };
     fsutil::write_atomic(path, text.as_bytes(), 0o644)?;
-    changes.add(ctx, format!("{verb} {}", shown(dir, path)));
-    Ok(())
+    Ok(true)
 }
 
 fn shown(dir: &Path, path: &Path) -> String {
@@ -149,29 +156,26 @@ fn write_stack_files(
 ) -> Result<()> {
     let forced = |t| force.contains(&t);
     let compose = resolve_path(dir, file);
-    if file == Path::new(embedded::COMPOSE_FILE_NAME) || forced(ForceTarget::Compose) {
-        write_embedded(
-            ctx,
-            dir,
-            &compose,
-            embedded::COMPOSE,
-            forced(ForceTarget::Compose),
-            changes,
-        )?;
+    let mut singles = Vec::new();
+    let default_compose = file == Path::new(embedded::COMPOSE_FILE_NAME);
+    if (default_compose || forced(ForceTarget::Compose))
+        && write_embedded(&compose, embedded::COMPOSE, forced(ForceTarget::Compose))?
+    {
+        singles.push(shown(dir, &compose));
     }
     let example = dir.join(embedded::ENV_EXAMPLE_NAME);
-    write_embedded(
-        ctx,
-        dir,
-        &example,
-        embedded::ENV_EXAMPLE,
-        forced(ForceTarget::Example),
-        changes,
-    )?;
+    if write_embedded(&example, embedded::ENV_EXAMPLE, forced(ForceTarget::Example))? {
+        singles.push(shown(dir, &example));
+    }
+    changes.add_files(ctx, "wrote", ".", singles);
+    let mut written = Vec::new();
     for (rel, text) in templates::embedded() {
         let path = dir.join(TEMPLATE_DIR).join(rel);
-        write_embedded(ctx, dir, &path, text, forced(ForceTarget::Templates), changes)?;
+        if write_embedded(&path, text, forced(ForceTarget::Templates))? {
+            written.push(shown(dir, &path));
+        }
     }
+    changes.add_files(ctx, "wrote", TEMPLATE_DIR, written);
     Ok(())
 }
 
@@ -206,6 +210,16 @@ async fn write_env_file(
     }
     // Fails with the file and line if .env.prod is malformed, before anything is rewritten.
     Environment::load(path)?;
+    if fsutil::mode_of(path).is_some_and(|m| m & 0o077 != 0) {
+        fsutil::set_mode(path, 0o600)?;
+        changes.add(
+            ctx,
+            format!(
+                "restricted {} to mode 0600 (it was readable by others)",
+                shown(&dir, path)
+            ),
+        );
+    }
     let mut text = std::fs::read_to_string(path).context(|| format!("cannot read {}", path.display()))?;
     let added = envfile::missing(&example, &text, &mut generate);
     if !added.is_empty() {
@@ -222,16 +236,6 @@ async fn write_env_file(
     }
     if force.contains(&ForceTarget::Secrets) {
         regenerate_secrets(ctx, engine, path, &text, changes).await?;
-    }
-    if fsutil::mode_of(path).is_some_and(|m| m & 0o077 != 0) {
-        fsutil::set_mode(path, 0o600)?;
-        changes.add(
-            ctx,
-            format!(
-                "restricted {} to mode 0600 (it was readable by others)",
-                shown(&dir, path)
-            ),
-        );
     }
     Ok(())
 }
@@ -304,6 +308,7 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
     std::fs::create_dir_all(&config).context(|| format!("cannot create {}", config.display()))?;
     // Rendered files hold secrets (Redis' password): only the owner may enter config/.
     fsutil::set_mode(&config, 0o700)?;
+    let mut created = Vec::new();
     for file in rendered {
         let path = config.join(&file.path);
         let current = std::fs::read_to_string(&path).ok();
@@ -311,9 +316,12 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
             continue;
         }
         fsutil::write_atomic(&path, file.content.as_bytes(), 0o644)?;
-        let verb = if current.is_some() { "updated" } else { "rendered" };
-        changes.add(ctx, format!("{verb} {}", shown(&project.dir, &path)));
+        match current {
+            Some(_) => changes.add(ctx, format!("updated {}", shown(&project.dir, &path))),
+            None => created.push(shown(&project.dir, &path)),
+        }
     }
+    changes.add_files(ctx, "rendered", CONFIG_DIR, created);
     let upstream = config.join(UPSTREAM_FILE);
     if !upstream.exists() {
         fsutil::write_atomic(&upstream, upstream_config("pricescan-api").as_bytes(), 0o644)?;

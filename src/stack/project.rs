@@ -61,14 +61,14 @@ impl Project {
                     .hint("pass -f FILE or --project-dir DIR, or run `pricescan-ctl setup` to write the default one"));
             }
         };
-        Self::from_text(
-            &text,
-            compose_path,
-            compose_on_disk,
-            dir,
-            env,
-            opts.project_name.as_deref(),
-        )
+        let env_missing = (!env.exists).then(|| env.path.display().to_string());
+        let name = opts.project_name.as_deref();
+        Self::from_text(&text, compose_path, compose_on_disk, dir, env, name).map_err(|e| match env_missing {
+            Some(path) if e.hint.is_none() => e.hint(format!(
+                "{path} does not exist: run `pricescan-ctl setup` to create it"
+            )),
+            _ => e,
+        })
     }
 
     pub fn from_text(
@@ -119,7 +119,12 @@ impl Project {
             warnings: Vec::new(),
         };
         warnings.extend(project.validate().map_err(|e| e.at(&shown))?);
-        Ok(Self { warnings, ..project })
+        let file = project.with_absolute_binds();
+        Ok(Self {
+            warnings,
+            file,
+            ..project
+        })
     }
 
     /// Services enabled by the active profiles, in name order.
@@ -302,8 +307,21 @@ impl Project {
         (!name.is_empty()).then_some(name)
     }
 
+    /// The model with every bind source absolute, as `docker compose config` shows it and
+    /// as the engine needs it.
+    fn with_absolute_binds(&self) -> ComposeFile {
+        let mut file = self.file.clone();
+        let mounts = file.services.values_mut().flat_map(|s| s.volumes.iter_mut());
+        for mount in mounts.filter(|m| m.kind == MountType::Bind) {
+            if let Some(source) = mount.source.as_mut() {
+                *source = self.host_path(source).display().to_string();
+            }
+        }
+        file
+    }
+
     /// Host path of a bind mount source, relative paths against the project directory.
-    pub fn host_path(&self, source: &str) -> PathBuf {
+    fn host_path(&self, source: &str) -> PathBuf {
         match source.strip_prefix("~/") {
             Some(rest) => std::env::var_os("HOME")
                 .map_or_else(|| PathBuf::from(source), |h| PathBuf::from(h).join(rest)),
@@ -461,7 +479,16 @@ volumes: {data: {}}
 
     #[test]
     fn loads_interpolates_and_names_resources() {
-        let p = load(STACK, "API_IMAGE=local/api:v1\n").unwrap();
+        let p = load(
+            &STACK.replace(
+                "[monitoring]\n",
+                "[monitoring]\n    volumes: ['./conf:/etc/conf:ro']\n",
+            ),
+            "API_IMAGE=local/api:v1\n",
+        )
+        .unwrap();
+        let mount = &p.service("demo-grafana").volumes[0];
+        assert_eq!(mount.source.as_deref(), Some("/srv/demo/conf"));
         assert_eq!(p.name, "demo");
         assert_eq!(p.service("demo-api").image.as_deref(), Some("local/api:v1"));
         assert_eq!(p.network_name("backend"), "demo_backend");

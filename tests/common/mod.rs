@@ -1,0 +1,193 @@
+//! Shared harness of the integration tests: a temporary project directory with a project
+//! name of its own, the locally built test images, and cleanup of everything the test
+//! created in the engine. Tests run the built binary against the real engine.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Once;
+
+/// The images tests/images/build.sh builds, by the variable that selects each.
+pub const TEST_IMAGES: [(&str, &str); 6] = [
+    ("API_IMAGE", "pricescan-test/api:v1"),
+    ("MYSQL_IMAGE", "pricescan-test/mysql:8.0"),
+    ("REDIS_IMAGE", "pricescan-test/redis:7"),
+    ("NGINX_IMAGE", "pricescan-test/nginx:1.25"),
+    ("PROMETHEUS_IMAGE", "pricescan-test/prometheus:v2"),
+    ("GRAFANA_IMAGE", "pricescan-test/grafana-standin:1"),
+];
+
+/// Fails loudly, never skips, when the engine or the test images are missing.
+pub fn require_engine() {
+    static CHECK: Once = Once::new();
+    CHECK.call_once(|| {
+        let info = Command::new("docker")
+            .args(["info", "--format", "{{.ServerVersion}}"])
+            .output();
+        match info {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => panic!(
+                "integration tests need a running Docker engine: docker info failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!("integration tests need the docker CLI and a running engine: {e}"),
+        }
+        for (_, image) in TEST_IMAGES {
+            let ok = Command::new("docker")
+                .args(["image", "inspect", image])
+                .output()
+                .map(|o| o.status.success());
+            assert!(
+                ok.unwrap_or(false),
+                "test image {image} is missing: run tests/images/build.sh first"
+            );
+        }
+    });
+}
+
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl TestProject {
+    /// A new empty project directory; `tag` makes the project name readable in `docker ps`.
+    pub fn new(tag: &str) -> Self {
+        require_engine();
+        let name = format!("pst-{tag}-{}", std::process::id());
+        let env = TEST_IMAGES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            name,
+            env,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"))
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.file(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// The binary, run in the project directory with the project's name and test images.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pricescan-ctl"));
+        cmd.current_dir(self.path())
+            .arg("-p")
+            .arg(&self.name)
+            .args(args)
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_PROFILES")
+            .env_remove("DOCKER_HOST")
+            .env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("run pricescan-ctl"))
+    }
+
+    /// Runs and insists on exit 0.
+    pub fn ok(&self, args: &[&str]) -> Run {
+        let run = self.run(args);
+        assert_eq!(run.code, 0, "pricescan-ctl {args:?} failed:\n{}", run.all());
+        run
+    }
+
+    /// Secret values of the project's .env.prod.
+    pub fn secrets(&self) -> Vec<(String, String)> {
+        self.read(".env.prod")
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| ["PASSWORD", "SECRET"].iter().any(|m| k.contains(m)))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
+impl Drop for TestProject {
+    fn drop(&mut self) {
+        cleanup_project(&self.name);
+    }
+}
+
+/// Removes every container, network and volume labelled with the project.
+pub fn cleanup_project(name: &str) {
+    let filter = format!("label=com.docker.compose.project={name}");
+    let list = |args: &[&str]| -> Vec<String> {
+        Command::new("docker")
+            .args(args)
+            .args(["--filter", &filter, "-q"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let remove = |cmd: &[&str], ids: Vec<String>| {
+        if !ids.is_empty() {
+            let _ = Command::new("docker").args(cmd).args(&ids).output();
+        }
+    };
+    remove(&["rm", "-f", "-v"], list(&["ps", "-a"]));
+    remove(&["network", "rm"], list(&["network", "ls"]));
+    remove(&["volume", "rm", "-f"], list(&["volume", "ls"]));
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!(
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// `docker inspect`-style query of one engine object; None if it does not exist.
+pub fn docker_format(kind: &str, name: &str, format: &str) -> Option<String> {
+    let out = Command::new("docker")
+        .args([kind, "inspect", "--format", format, name])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
