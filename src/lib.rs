@@ -4,6 +4,7 @@
 //! - `commands`: one module per command, orchestrating the others.
 //! - `stack`: compose file, `.env.prod`, interpolation, templates, dependency graph; no Docker.
 //! - `engine`: the only module that talks to Docker (bollard).
+//! - `ops`: operations several commands share (converge a service, wait, move Nginx).
 //! - `output`: everything shown to the operator: tables, progress, colour, JSON, errors.
 
 pub mod cli;
@@ -11,5 +12,6 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod ops;
 pub mod output;
 pub mod stack;

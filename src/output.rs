@@ -242,3 +242,100 @@ impl PullProgress {
         self.printer.info(&format!("  {word:8} {}", self.image));
     }
 }
+
+/// One live line per service while the stack converges: spinners on a terminal, a plain
+/// line per state change otherwise, nothing with --quiet or --json.
+pub struct ServiceBoard {
+    printer: Printer,
+    live: Option<(
+        indicatif::MultiProgress,
+        std::collections::HashMap<String, indicatif::ProgressBar>,
+    )>,
+    width: usize,
+}
+
+impl Printer {
+    pub fn service_board(&self, services: &[String]) -> ServiceBoard {
+        let width = services.iter().map(|s| s.len()).max().unwrap_or(0);
+        let show = !self.quiet && !self.is_json();
+        let live = (show && std::io::stderr().is_terminal()).then(|| {
+            let multi = indicatif::MultiProgress::new();
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} {elapsed:>4}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let bars = services
+                .iter()
+                .map(|s| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(format!("{s:width$}"));
+                    bar.set_message("waiting");
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    (s.clone(), bar)
+                })
+                .collect();
+            (multi, bars)
+        });
+        ServiceBoard {
+            printer: self.clone(),
+            live,
+            width,
+        }
+    }
+}
+
+impl ServiceBoard {
+    pub fn update(&self, service: &str, state: &str) {
+        match &self.live {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(service) {
+                    bar.set_message(state.to_string());
+                }
+            }
+            None => self
+                .printer
+                .info(&format!("{service:w$}  {state}", w = self.width)),
+        }
+    }
+
+    /// The final word on a service: kept on screen.
+    pub fn done(&self, service: &str, ok: bool, text: &str) {
+        let style = if ok { Style::Ok } else { Style::Bad };
+        match &self.live {
+            Some((_, bars)) => {
+                if let Some(bar) = bars.get(service) {
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("  {prefix} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar.finish_with_message(self.printer.paint(self.printer.color_err, style, text));
+                }
+            }
+            None => self
+                .printer
+                .info(&format!("{service:w$}  {text}", w = self.width)),
+        }
+    }
+}
+
+impl Printer {
+    /// Why a service failed: its last health-check output and last log lines, on stderr.
+    pub fn service_failure(&self, service: &str, reason: &str, health: Option<&str>, logs: &[String]) {
+        let mut text = format!(
+            "{} {service}: {reason}",
+            self.paint(self.color_err, Style::Bad, "failed:")
+        );
+        if let Some(h) = health.map(str::trim).filter(|h| !h.is_empty()) {
+            text.push_str("\n  last health check:");
+            for line in h.lines() {
+                text.push_str(&format!("\n    {line}"));
+            }
+        }
+        if !logs.is_empty() {
+            text.push_str(&format!("\n  last {} log lines:", logs.len()));
+            for line in logs {
+                text.push_str(&format!("\n    {line}"));
+            }
+        }
+        self.err(&text);
+    }
+}

@@ -3,7 +3,10 @@
 
 mod completions;
 mod config;
+mod restart;
 mod setup;
+mod start;
+mod stop;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::engine::Engine;
@@ -64,9 +67,9 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Config(args) => config::run(ctx, args),
         Command::Completions(args) => completions::completions(ctx, args),
         Command::Man => completions::man(ctx),
-        Command::Start(_) => not_yet("start", 3),
-        Command::Stop(_) => not_yet("stop", 3),
-        Command::Restart(_) => not_yet("restart", 3),
+        Command::Start(args) => start::run(ctx, args).await,
+        Command::Stop(args) => stop::run(ctx, args).await,
+        Command::Restart(args) => restart::run(ctx, args).await,
         Command::Status(_) => not_yet("status", 3),
         Command::Logs(_) => not_yet("logs", 4),
         Command::Monitor(_) => not_yet("monitor", 4),

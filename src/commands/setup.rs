@@ -3,9 +3,10 @@
 
 use super::Context;
 use crate::cli::{ForceTarget, SetupArgs};
-use crate::engine::{Engine, Ensured};
+use crate::engine::Engine;
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::fsutil;
+use crate::ops;
 use crate::stack::templates::{self, CONFIG_DIR, TEMPLATE_DIR};
 use crate::stack::{Environment, Project, embedded, envfile, resolve_path, secrets};
 use futures_util::StreamExt;
@@ -287,17 +288,6 @@ fn builtins(project: &Project) -> BTreeMap<String, String> {
     ])
 }
 
-/// The nginx upstream the API starts behind; start, restart and deploy own it afterwards.
-pub const UPSTREAM_FILE: &str = "nginx/upstream.inc";
-
-pub fn upstream_config(server: &str) -> String {
-    format!(
-        "# Owned by pricescan-ctl (start, restart, deploy): rewritten atomically, checked with\n\
-         # nginx -t, then nginx -s reload. Do not edit.\n\
-         upstream pricescan_api {{\n    server {server}:8000 max_fails=0;\n    keepalive 32;\n}}\n"
-    )
-}
-
 fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Result<()> {
     let config = project.dir.join(CONFIG_DIR);
     let all = templates::load(&project.dir)?;
@@ -322,9 +312,13 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
         }
     }
     changes.add_files(ctx, "rendered", CONFIG_DIR, created);
-    let upstream = config.join(UPSTREAM_FILE);
+    let upstream = ops::nginx::upstream_path(project);
     if !upstream.exists() {
-        fsutil::write_atomic(&upstream, upstream_config("pricescan-api").as_bytes(), 0o644)?;
+        fsutil::write_atomic(
+            &upstream,
+            ops::nginx::upstream_config("pricescan-api").as_bytes(),
+            0o644,
+        )?;
         changes.add(ctx, format!("created {}", shown(&project.dir, &upstream)));
     }
     Ok(())
@@ -358,41 +352,8 @@ async fn ensure_networks_and_volumes(
     project: &Project,
     changes: &mut Changes,
 ) -> Result<()> {
-    let networks = project.used_networks().into_iter().map(|key| async move {
-        let net = project.file.networks.get(&key).cloned().unwrap_or_default();
-        let name = project.network_name(&key);
-        let result = match net.external {
-            true => engine.require_network(&name).await,
-            false => {
-                engine
-                    .ensure_network(&name, &project.name, &key, net.internal, net.driver.as_deref())
-                    .await
-            }
-        };
-        ("network", name, result)
-    });
-    let volumes = project.used_volumes().into_iter().map(|key| async move {
-        let vol = project.file.volumes.get(&key).cloned().unwrap_or_default();
-        let name = project.volume_name(&key);
-        let result = match vol.external {
-            true => engine.require_volume(&name).await,
-            false => {
-                engine
-                    .ensure_volume(&name, &project.name, &key, vol.driver.as_deref())
-                    .await
-            }
-        };
-        ("volume", name, result)
-    });
-    let (nets, vols) = futures_util::join!(join_all(networks), join_all(volumes));
-    for (kind, name, result) in nets.into_iter().chain(vols) {
-        match result? {
-            Ensured::Created => changes.add(ctx, format!("created {kind} {name}")),
-            Ensured::Exists => ctx.printer.debug(&format!("{kind} {name} exists")),
-            Ensured::Foreign(why) => ctx
-                .printer
-                .warn(&format!("{kind} {name} exists but {why}; using it as it is")),
-        }
+    for created in ops::resources::ensure(engine, project, &ctx.printer).await? {
+        changes.add(ctx, created);
     }
     Ok(())
 }

@@ -1,12 +1,16 @@
 //! All Docker Engine access. This is the only module that imports bollard: the rest of the
 //! program speaks in terms of the stack model and the small types defined here.
 
+mod containers;
 mod errors;
 pub mod labels;
 mod resources;
+pub mod spec;
 
+pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
 pub use resources::{Ensured, PullEvent};
+pub use spec::{ContainerPlan, container_name};
 
 use crate::error::{CtlError, ExitStatus, Result};
 use bollard::Docker;

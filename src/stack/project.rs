@@ -307,6 +307,56 @@ impl Project {
         (!name.is_empty()).then_some(name)
     }
 
+    /// The environment a service's container gets: `env_file` entries, then `environment`
+    /// (which wins); a key with no value takes the process environment's, or is left out.
+    pub fn container_env(&self, service: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let svc = self.service(service);
+        let mut env = BTreeMap::new();
+        for file in &svc.env_file {
+            let path = resolve_path(&self.dir, Path::new(&file.path));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let parsed = Environment::parse(&path, &text)?;
+                    env.extend(parsed.entries.into_iter().map(|e| (e.key, e.value)));
+                }
+                Err(_) if !file.required => {}
+                Err(e) => {
+                    return Err(ConfigError::new(format!(
+                        "services.{service}.env_file: cannot read {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        for (key, value) in &svc.environment {
+            match value.clone().or_else(|| std::env::var(key).ok()) {
+                Some(v) => env.insert(key.clone(), v),
+                None => env.remove(key),
+            };
+        }
+        Ok(env)
+    }
+
+    /// A digest of everything that shapes a service's container: when it changes, the
+    /// container is recreated (and `status` shows drift until then).
+    pub fn config_hash(&self, service: &str) -> Result<String, ConfigError> {
+        use sha2::{Digest, Sha256};
+        let svc = self.service(service);
+        let networks: Vec<String> = self
+            .service_networks(service)
+            .iter()
+            .map(|n| self.network_name(n))
+            .collect();
+        let volumes: Vec<String> = svc.volumes.iter().filter_map(|m| m.source.clone()).collect();
+        let doc = serde_json::json!({
+            "service": svc,
+            "environment": self.container_env(service)?,
+            "networks": networks,
+            "volumes": volumes.iter().map(|v| if self.file.volumes.contains_key(v) { self.volume_name(v) } else { v.clone() }).collect::<Vec<_>>(),
+        });
+        Ok(hex::encode(Sha256::digest(doc.to_string().as_bytes())))
+    }
+
     /// The model with every bind source absolute, as `docker compose config` shows it and
     /// as the engine needs it.
     fn with_absolute_binds(&self) -> ComposeFile {
@@ -504,6 +554,24 @@ volumes: {data: {}}
         let p = load(STACK, "").unwrap();
         assert_eq!(p.image_variable("demo-api").as_deref(), Some("API_IMAGE"));
         assert_eq!(p.image_variable("demo-db"), None);
+    }
+
+    #[test]
+    fn config_hash_follows_the_configuration() {
+        let a = load(STACK, "API_IMAGE=one\n").unwrap();
+        let b = load(STACK, "API_IMAGE=two\n").unwrap();
+        assert_eq!(
+            a.config_hash("demo-api").unwrap(),
+            a.config_hash("demo-api").unwrap()
+        );
+        assert_ne!(
+            a.config_hash("demo-api").unwrap(),
+            b.config_hash("demo-api").unwrap()
+        );
+        assert_eq!(
+            a.config_hash("demo-db").unwrap(),
+            b.config_hash("demo-db").unwrap()
+        );
     }
 
     #[test]

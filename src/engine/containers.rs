@@ -1,0 +1,401 @@
+//! Containers of a project: listing, inspecting, creating, starting, stopping, removing,
+//! exec, log tails and resource samples.
+
+use super::spec::ContainerPlan;
+use super::{Engine, engine_error, labels};
+use crate::error::{CtlError, Result};
+use bollard::errors::Error;
+use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum, NetworkConnectRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A container as listed.
+#[derive(Debug, Clone)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub number: u32,
+    pub state: String,
+    pub image_id: String,
+    pub labels: HashMap<String, String>,
+    pub ports: Vec<PublishedPort>,
+    pub created: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PublishedPort {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+impl ContainerInfo {
+    pub fn is_running(&self) -> bool {
+        self.state == "running" || self.state == "restarting"
+    }
+}
+
+/// A container as inspected.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerDetail {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub running: bool,
+    /// healthy, unhealthy, starting; None when the container has no health check.
+    pub health: Option<String>,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub started_at: Option<DateTime<Utc>>,
+    pub restarts: u64,
+    pub image_id: String,
+    pub labels: HashMap<String, String>,
+    pub last_health_output: Option<String>,
+}
+
+impl ContainerDetail {
+    /// Running, and healthy if it has a health check.
+    pub fn is_ready(&self) -> bool {
+        self.running && self.health.as_deref().is_none_or(|h| h == "healthy")
+    }
+}
+
+/// One resource sample; two of them give rates.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub cpu_total: u64,
+    pub system_total: u64,
+    pub online_cpus: u32,
+    pub memory_used: u64,
+    pub memory_limit: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub block_read: u64,
+    pub block_write: u64,
+}
+
+impl Sample {
+    /// CPU use between two samples, in percent of one core (as `docker stats`).
+    pub fn cpu_percent_since(&self, earlier: &Sample) -> f64 {
+        let cpu = self.cpu_total.saturating_sub(earlier.cpu_total) as f64;
+        let system = self.system_total.saturating_sub(earlier.system_total) as f64;
+        if system <= 0.0 {
+            return 0.0;
+        }
+        cpu / system * f64::from(self.online_cpus.max(1)) * 100.0
+    }
+}
+
+/// What an exec printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn is_status(e: &Error, code: u16) -> bool {
+    matches!(e, Error::DockerResponseServerError { status_code, .. } if *status_code == code)
+}
+
+impl Engine {
+    /// Every container of the project, one-off ones excluded, stopped ones included.
+    pub async fn project_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={project}", labels::PROJECT)],
+        )]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| engine_error("cannot list containers", e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                ContainerInfo {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .unwrap_or_default()
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_string())
+                        .unwrap_or_default(),
+                    service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+                    number: labels
+                        .get(labels::NUMBER)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(1),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    image_id: c.image_id.unwrap_or_default(),
+                    ports: c
+                        .ports
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|p| {
+                            Some(PublishedPort {
+                                host_ip: p.ip.unwrap_or_default(),
+                                host_port: p.public_port?,
+                                container_port: p.private_port,
+                                protocol: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
+                            })
+                        })
+                        .collect(),
+                    created: c.created.unwrap_or(0),
+                    labels,
+                }
+            })
+            .filter(|c| c.labels.get(labels::ONEOFF).is_none_or(|v| v == "False"))
+            .collect())
+    }
+
+    pub async fn inspect(&self, id: &str) -> Result<ContainerDetail> {
+        let c = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| engine_error(&format!("cannot inspect container {id}"), e))?;
+        let state = c.state.unwrap_or_default();
+        let health = state.health.clone().unwrap_or_default();
+        let health_status = health.status.and_then(|s| match s {
+            HealthStatusEnum::HEALTHY => Some("healthy"),
+            HealthStatusEnum::UNHEALTHY => Some("unhealthy"),
+            HealthStatusEnum::STARTING => Some("starting"),
+            _ => None,
+        });
+        let started_at = state
+            .started_at
+            .as_deref()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|d| d.with_timezone(&Utc))
+            .filter(|d| d.timestamp() > 0);
+        Ok(ContainerDetail {
+            id: c.id.unwrap_or_default(),
+            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            status: state.status.map(|s| s.to_string()).unwrap_or_default(),
+            running: state.running.unwrap_or(false)
+                && state.status != Some(ContainerStateStatusEnum::RESTARTING),
+            health: health_status.map(str::to_string),
+            exit_code: state.exit_code.unwrap_or(0),
+            oom_killed: state.oom_killed.unwrap_or(false),
+            started_at,
+            restarts: c.restart_count.unwrap_or(0).max(0) as u64,
+            image_id: c.image.unwrap_or_default(),
+            labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
+            last_health_output: health
+                .log
+                .and_then(|log| log.last().and_then(|r| r.output.clone())),
+        })
+    }
+
+    /// The image id a reference points at now, if the image exists.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(img) => Ok(img.id),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(engine_error(&format!("cannot inspect image {reference}"), e)),
+        }
+    }
+
+    /// Creates the container and joins it to all its networks; it is not started.
+    pub async fn create(&self, plan: &ContainerPlan) -> Result<String> {
+        let options = CreateContainerOptionsBuilder::default().name(&plan.name).build();
+        let what = || format!("cannot create container {} for {}", plan.name, plan.service);
+        let created = self
+            .docker
+            .create_container(Some(options), plan.body.clone())
+            .await
+            .map_err(|e| {
+                let err = engine_error(&what(), e);
+                match err
+                    .causes
+                    .iter()
+                    .any(|c| c.contains("bind source path does not exist"))
+                {
+                    true => err.hint("a bind-mounted config directory is missing: run `pricescan-ctl setup`"),
+                    false => err,
+                }
+            })?;
+        for (network, endpoint) in &plan.extra_networks {
+            let request = NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(endpoint.clone()),
+            };
+            if let Err(e) = self.docker.connect_network(network, request).await {
+                let _ = self.remove(&created.id).await;
+                return Err(engine_error(
+                    &format!("cannot connect {} to network {network}", plan.name),
+                    e,
+                ));
+            }
+        }
+        Ok(created.id)
+    }
+
+    pub async fn start(&self, id: &str) -> Result<()> {
+        match self.docker.start_container(id, None).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 304) => Ok(()),
+            Err(e) => {
+                let err = engine_error(&format!("cannot start container {id}"), e);
+                match err.causes.iter().any(|c| c.contains("rlimit")) {
+                    true => Err(err.hint(
+                        "a ulimit is above what the Docker daemon may grant: lower it (e.g. MYSQL_NOFILE)",
+                    )),
+                    false => Err(err),
+                }
+            }
+        }
+    }
+
+    /// Stops gracefully: the stop signal, then SIGKILL after `grace`.
+    pub async fn stop(&self, id: &str, grace: Option<Duration>) -> Result<()> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(g) = grace {
+            options = options.t(g.as_secs().min(i32::MAX as u64) as i32);
+        }
+        match self.docker.stop_container(id, Some(options.build())).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
+            Err(e) => Err(engine_error(&format!("cannot stop container {id}"), e)),
+        }
+    }
+
+    /// Removes a container. Its anonymous volumes go with it; named volumes never do.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(false)
+            .build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 404) => Ok(()),
+            Err(e) => Err(engine_error(&format!("cannot remove container {id}"), e)),
+        }
+    }
+
+    /// The last `lines` lines of a container's output, stdout and stderr together.
+    pub async fn log_tail(&self, id: &str, lines: usize) -> Result<Vec<String>> {
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| engine_error(&format!("cannot read logs of {id}"), e))?;
+            text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
+    /// Runs a command in a running container and collects its output. No TTY, so stdout and
+    /// stderr stay apart; nothing secret goes in `cmd`.
+    pub async fn exec(&self, id: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let what = || format!("cannot run {} in {id}", cmd.join(" "));
+        let config = CreateExecOptions {
+            cmd: Some(cmd.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            ..Default::default()
+        };
+        let exec = self
+            .docker
+            .create_exec(id, config)
+            .await
+            .map_err(|e| engine_error(&what(), e))?;
+        let mut out = ExecOutput {
+            exit_code: -1,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| engine_error(&what(), e))?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| engine_error(&what(), e))? {
+                    bollard::container::LogOutput::StdErr { message } => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    other => out.stdout.push_str(&String::from_utf8_lossy(&other.into_bytes())),
+                }
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| engine_error(&what(), e))?;
+        out.exit_code = inspect.exit_code.unwrap_or(-1);
+        Ok(out)
+    }
+
+    /// One resource sample, read without waiting for the engine's own one-second window.
+    pub async fn sample(&self, id: &str) -> Result<Sample> {
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stream = self.docker.stats(id, Some(options));
+        let stats = match stream.next().await {
+            Some(s) => s.map_err(|e| engine_error(&format!("cannot read stats of {id}"), e))?,
+            None => return Err(CtlError::failure(format!("no stats for container {id}"))),
+        };
+        let cpu = stats.cpu_stats.unwrap_or_default();
+        let memory = stats.memory_stats.unwrap_or_default();
+        // Page cache is reclaimable; `docker stats` leaves it out too.
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("total_inactive_file").or(s.get("inactive_file")).copied())
+            .unwrap_or(0);
+        let (rx, tx) = stats
+            .networks
+            .unwrap_or_default()
+            .values()
+            .fold((0, 0), |(rx, tx), n| {
+                (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+            });
+        let blkio = stats
+            .blkio_stats
+            .and_then(|b| b.io_service_bytes_recursive)
+            .unwrap_or_default();
+        let sum = |op: &str| {
+            blkio
+                .iter()
+                .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                .map(|e| e.value.unwrap_or(0))
+                .sum()
+        };
+        Ok(Sample {
+            cpu_total: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            system_total: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1),
+            memory_used: memory.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit: memory.limit.unwrap_or(0),
+            rx_bytes: rx,
+            tx_bytes: tx,
+            block_read: sum("read"),
+            block_write: sum("write"),
+        })
+    }
+}

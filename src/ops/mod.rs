@@ -1,0 +1,41 @@
+//! Operations shared by several commands: converging a service to its configuration,
+//! waiting for health, moving Nginx's upstream, and the project's networks and volumes.
+//! Commands orchestrate these; only the engine module talks to Docker.
+
+pub mod converge;
+pub mod nginx;
+pub mod resources;
+pub mod wait;
+
+use crate::error::{CtlError, Result};
+use crate::stack::Project;
+use crate::stack::templates::CONFIG_DIR;
+
+/// The label that marks a stateless service restarted start-first behind Nginx.
+pub const UPDATE_LABEL: &str = "io.pricescan.update";
+
+pub fn is_start_first(project: &Project, service: &str) -> bool {
+    project
+        .service(service)
+        .labels
+        .get(UPDATE_LABEL)
+        .is_some_and(|v| v == "start-first")
+}
+
+/// Commands that run the stack need what `setup` creates.
+pub fn require_setup(project: &Project) -> Result<()> {
+    if !project.env.exists {
+        return Err(
+            CtlError::usage(format!("{} does not exist", project.env.path.display()))
+                .hint("run `pricescan-ctl setup` first"),
+        );
+    }
+    if !project.dir.join(CONFIG_DIR).is_dir() {
+        return Err(
+            CtlError::usage(format!("{}/ is missing", project.dir.join(CONFIG_DIR).display()))
+                .hint("run `pricescan-ctl setup` first: it renders the config files the containers mount"),
+        );
+    }
+    project.env.check_placeholders()?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Moving Nginx's upstream to another API container without dropping a request: the
+//! include file is written atomically in the mounted directory, checked with `nginx -t`,
+//! and applied with a graceful `nginx -s reload`.
+
+use crate::engine::{ContainerInfo, Engine};
+use crate::error::{CtlError, Result};
+use crate::fsutil;
+use crate::stack::Project;
+use crate::stack::templates::CONFIG_DIR;
+use std::path::PathBuf;
+
+pub const NGINX_SERVICE: &str = "pricescan-nginx";
+pub const UPSTREAM_FILE: &str = "nginx/upstream.inc";
+
+pub fn upstream_path(project: &Project) -> PathBuf {
+    project.dir.join(CONFIG_DIR).join(UPSTREAM_FILE)
+}
+
+pub fn upstream_config(server: &str) -> String {
+    format!(
+        "# Owned by pricescan-ctl (start, restart, deploy): rewritten atomically, checked with\n\
+         # nginx -t, then nginx -s reload. Do not edit.\n\
+         upstream pricescan_api {{\n    server {server}:8000 max_fails=0;\n    keepalive 32;\n}}\n"
+    )
+}
+
+/// The container the upstream points at now, if the file names one.
+pub fn current_upstream(project: &Project) -> Option<String> {
+    let text = std::fs::read_to_string(upstream_path(project)).ok()?;
+    let line = text.lines().map(str::trim).find(|l| l.starts_with("server "))?;
+    line.trim_start_matches("server ")
+        .split(':')
+        .next()
+        .map(str::to_string)
+}
+
+/// The running Nginx container of the project, if any.
+pub fn running_nginx(containers: &[ContainerInfo]) -> Option<&ContainerInfo> {
+    containers
+        .iter()
+        .find(|c| c.service == NGINX_SERVICE && c.state == "running")
+}
+
+/// Points the upstream at `server` and reloads a running Nginx. On a failed check the old
+/// file is put back, so Nginx keeps serving what it served.
+pub async fn point_upstream(
+    engine: &Engine,
+    project: &Project,
+    nginx: Option<&ContainerInfo>,
+    server: &str,
+) -> Result<bool> {
+    let path = upstream_path(project);
+    let previous = std::fs::read_to_string(&path).ok();
+    let wanted = upstream_config(server);
+    if previous.as_deref() == Some(wanted.as_str()) {
+        return Ok(false);
+    }
+    fsutil::write_atomic(&path, wanted.as_bytes(), 0o644)?;
+    let Some(nginx) = nginx else { return Ok(true) };
+    if let Err(e) = reload(engine, &nginx.id).await {
+        if let Some(old) = previous {
+            fsutil::write_atomic(&path, old.as_bytes(), 0o644)?;
+        }
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// `nginx -t`, then a graceful `nginx -s reload`.
+pub async fn reload(engine: &Engine, nginx_id: &str) -> Result<()> {
+    let test = engine.exec(nginx_id, &["nginx", "-t", "-q"]).await?;
+    if test.exit_code != 0 {
+        return Err(
+            CtlError::failure("nginx rejected the new configuration; it keeps serving the old one")
+                .cause(test.stderr.trim()),
+        );
+    }
+    let reload = engine.exec(nginx_id, &["nginx", "-s", "reload"]).await?;
+    if reload.exit_code != 0 {
+        return Err(CtlError::failure("nginx could not reload").cause(reload.stderr.trim()));
+    }
+    Ok(())
+}
