@@ -184,6 +184,9 @@ pub struct RestartArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub services: ServiceArgs,
+    /// Wait for every container's CPU and memory sample (up to a second more)
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ mod config;
 mod restart;
 mod setup;
 mod start;
+mod status;
 mod stop;
 
 use crate::cli::{Cli, Command, GlobalArgs};
@@ -70,7 +71,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Start(args) => start::run(ctx, args).await,
         Command::Stop(args) => stop::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
-        Command::Status(_) => not_yet("status", 3),
+        Command::Status(args) => status::run(ctx, args).await,
         Command::Logs(_) => not_yet("logs", 4),
         Command::Monitor(_) => not_yet("monitor", 4),
         Command::Backup(_) => not_yet("backup", 5),

@@ -63,25 +63,27 @@ pub enum Mode {
     Restart,
 }
 
-impl Converger<'_> {
-    fn service_containers(&self, service: &str) -> Vec<&ContainerInfo> {
-        let mut list: Vec<&ContainerInfo> = self.containers.iter().filter(|c| c.service == service).collect();
-        list.sort_by_key(|c| (c.is_running(), c.number));
-        list
-    }
+/// The container that stands for a service: the running one with the highest number, else
+/// the newest stopped one.
+pub fn current_container<'c>(containers: &'c [ContainerInfo], service: &str) -> Option<&'c ContainerInfo> {
+    containers
+        .iter()
+        .filter(|c| c.service == service)
+        .max_by_key(|c| (c.is_running(), c.number))
+}
 
-    /// The container that currently stands for the service: the running one, else the newest.
+impl Converger<'_> {
     pub fn current(&self, service: &str) -> Option<&ContainerInfo> {
-        self.service_containers(service).last().copied()
+        current_container(&self.containers, service)
     }
 
     fn next_number(&self, service: &str) -> u32 {
-        self.service_containers(service)
+        let numbers = self
+            .containers
             .iter()
-            .map(|c| c.number)
-            .max()
-            .unwrap_or(0)
-            + 1
+            .filter(|c| c.service == service)
+            .map(|c| c.number);
+        numbers.max().unwrap_or(0) + 1
     }
 
     /// Converges `service` and waits for `goal`. Errors that are not about the service

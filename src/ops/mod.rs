@@ -5,6 +5,7 @@
 pub mod converge;
 pub mod nginx;
 pub mod resources;
+pub mod status;
 pub mod wait;
 
 use crate::error::{CtlError, Result};
