@@ -191,3 +191,134 @@ pub fn docker_format(kind: &str, name: &str, format: &str) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; it is released right away).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl TestProject {
+    /// Host ports of its own, so the test never clashes with the README's stack or another test.
+    pub fn with_own_ports(mut self) -> Self {
+        for key in [
+            "HTTP_PORT",
+            "HTTPS_PORT",
+            "API_PORT",
+            "PROMETHEUS_PORT",
+            "GRAFANA_PORT",
+        ] {
+            self.env.push((key.to_string(), free_port().to_string()));
+        }
+        self
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn port(&self, key: &str) -> u16 {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .expect("port set")
+    }
+
+    /// Container ids by service, from the engine.
+    pub fn container_ids(&self) -> std::collections::BTreeMap<String, String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=com.docker.compose.project={}", self.name),
+            ])
+            .args(["--format", "{{.Label \"com.docker.compose.service\"}} {{.ID}}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(s, id)| (s.to_string(), id.to_string())))
+            .collect()
+    }
+
+    /// Runs SQL in the MySQL container as root; the password stays inside the container.
+    pub fn sql(&self, query: &str) -> String {
+        let container = format!("{}-pricescan-mysql-1", self.name);
+        let script =
+            format!("MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mariadb -uroot -N -B pricescan -e \"{query}\"");
+        let out = Command::new("docker")
+            .args(["exec", &container, "sh", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+/// Requests made by a bounded load loop and how many failed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoadResult {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+/// Sends GET `path` to 127.0.0.1:`port` from `workers` threads until `stop` is set (or 120 s
+/// pass), one connection per request, and counts answers other than 200 as failures.
+pub fn load_loop(
+    port: u16,
+    path: &'static str,
+    workers: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<LoadResult> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let threads: Vec<_> = (0..workers)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut r = LoadResult::default();
+                    while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                        let ok = (|| -> std::io::Result<bool> {
+                            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+                            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+                            write!(
+                                s,
+                                "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                            )?;
+                            let mut buf = String::new();
+                            s.read_to_string(&mut buf)?;
+                            Ok(buf.starts_with("HTTP/1.1 200"))
+                        })()
+                        .unwrap_or(false);
+                        if ok { r.ok += 1 } else { r.failed += 1 }
+                    }
+                    r
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .fold(LoadResult::default(), |a, b| LoadResult {
+                ok: a.ok + b.ok,
+                failed: a.failed + b.failed,
+            })
+    })
+}
+
+/// Parses a command's JSON output.
+pub fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
+}
