@@ -17,12 +17,23 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code() as u8);
         }
     };
-    let (printer, result) = runtime.block_on(pricescan_ctl::commands::run(cli));
-    let status = match result {
-        Ok(status) => status,
-        Err(e) => {
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            done = pricescan_ctl::commands::run(cli) => Some(done),
+            // Commands that must undo work on Ctrl-C (deploy, backup) handle it themselves
+            // first; for the rest, stopping between engine calls leaves nothing half-done.
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let status = match outcome {
+        Some((_, Ok(status))) => status,
+        Some((printer, Err(e))) => {
             printer.error(&e);
             e.status
+        }
+        None => {
+            eprintln!("error: interrupted");
+            ExitStatus::Interrupted
         }
     };
     ExitCode::from(status.code() as u8)

@@ -142,6 +142,7 @@ impl Converger<'_> {
             // No-op when the upstream already names this container.
             nginx::point_upstream(self.engine, self.project, nginx.as_ref(), &name).await?;
         }
+        self.remove_extras(service, &name).await?;
         let secs = started.elapsed().as_secs_f64();
         self.board
             .done(service, true, &format!("{} ({secs:.1}s)", action.word()));
@@ -217,6 +218,20 @@ impl Converger<'_> {
         self.engine.stop(&old.id, self.grace(service)).await?;
         self.engine.remove(&old.id).await?;
         Ok(Ok((name, Action::Recreated)))
+    }
+
+    /// Other running containers of the service (left by an interrupted rollout) go, now that
+    /// `keep` serves. Stopped ones stay: a deploy keeps them for rollback.
+    async fn remove_extras(&self, service: &str, keep: &str) -> Result<()> {
+        let extras = self
+            .containers
+            .iter()
+            .filter(|c| c.service == service && c.name != keep && c.is_running());
+        for c in extras {
+            self.engine.stop(&c.id, self.grace(service)).await?;
+            self.engine.remove(&c.id).await?;
+        }
+        Ok(())
     }
 
     fn or_failure<T>(&self, service: &str, r: Result<T>) -> std::result::Result<T, Failure> {

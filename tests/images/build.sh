@@ -70,7 +70,7 @@ build_image() {
   fi
   # The classic builder resolves FROM against local images only; BuildKit would ask a registry.
   local log=/tmp/pricescan-build-${tag//[\/:]/_}.log
-  DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$base" "$@" -t "$tag" "$here/$dir" >"$log" 2>&1 \
+  DOCKER_BUILDKIT=0 docker build --rm --force-rm --build-arg "BASE=$base" "$@" -t "$tag" "$here/$dir" >"$log" 2>&1 \
     || { tail -n 30 "$log" >&2; exit 1; }
   echo "built: $tag"
 }

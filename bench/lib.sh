@@ -1,0 +1,57 @@
+# Helpers shared by the benchmarks: a throwaway project on its own ports, and timing.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$repo/target/release/pricescan-ctl
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Creates $dir with a set-up project named $name using the local test images.
+bench_project() {
+  name=$1
+  dir=$(mktemp -d "/tmp/pricescan-bench-$name.XXXXXX")
+  export API_IMAGE=pricescan-test/api:v1 MYSQL_IMAGE=pricescan-test/mysql:8.0 REDIS_IMAGE=pricescan-test/redis:7 \
+    NGINX_IMAGE=pricescan-test/nginx:1.25 PROMETHEUS_IMAGE=pricescan-test/prometheus:v2 \
+    GRAFANA_IMAGE=pricescan-test/grafana-standin:1 COMPOSE_PROFILES= COMPOSE_PROJECT_NAME=$name
+  export HTTP_PORT=$(free_port) HTTPS_PORT=$(free_port) API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) GRAFANA_PORT=$(free_port)
+  (cd "$dir" && "$bin" -q setup >/dev/null)
+  trap 'bench_cleanup' EXIT
+}
+
+bench_cleanup() {
+  local f="label=com.docker.compose.project=$name"
+  docker ps -aq --filter "$f" | xargs -r docker rm -f >/dev/null
+  docker network ls -q --filter "$f" | xargs -r docker network rm >/dev/null 2>&1 || true
+  docker volume ls -q --filter "$f" | xargs -r docker volume rm >/dev/null 2>&1 || true
+  rm -rf "$dir"
+}
+
+compose() { docker-compose -f "$dir/docker-compose.prod.yml" --env-file "$dir/.env.prod" --project-directory "$dir" -p "$name" "$@"; }
+
+now() { date +%s.%N; }
+
+# median_ms N CMD...: runs CMD N times (output discarded) and prints the median in ms.
+median_ms() {
+  local n=$1; shift
+  local times=()
+  for _ in $(seq "$n"); do
+    local t0; t0=$(now)
+    "$@" >/dev/null 2>&1 || true
+    times+=("$(echo "($(now) - $t0) * 1000" | bc)")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'
+}
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+# Waits until every container of the project is healthy (or has no health check and runs).
+wait_all_healthy() {
+  local deadline=$((SECONDS + 180))
+  while [ $SECONDS -lt $deadline ]; do
+    local states
+    states=$(docker ps -aq --filter "label=com.docker.compose.project=$name" \
+      | xargs -r docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}')
+    if [ -n "$states" ] && ! echo "$states" | grep -qvE '^(healthy|running)$'; then return 0; fi
+    sleep 0.2
+  done
+  echo "timeout waiting for health" >&2; return 1
+}
