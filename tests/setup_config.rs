@@ -326,6 +326,31 @@ fn unreachable_engine_exits_69_fast_with_a_hint() {
 }
 
 #[test]
+fn engine_socket_without_permission_exits_69_with_a_hint() {
+    let p = TestProject::new("noperm");
+    // An unprivileged user may not open the root-owned socket.
+    let run = common::Run::from(
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_pricescan-ctl"))
+            .args(["--project-dir", &p.path().display().to_string(), "setup"])
+            .current_dir("/")
+            .env_remove("DOCKER_HOST")
+            .output()
+            .expect("setpriv"),
+    );
+    assert_fails(
+        &run,
+        69,
+        &[
+            "cannot reach the Docker engine",
+            "ermission denied",
+            "docker group",
+        ],
+    );
+}
+
+#[test]
 fn unimplemented_commands_fail_honestly() {
     let p = TestProject::new("pending");
     assert_fails(&p.run(&["deploy"]), 1, &["not implemented yet"]);

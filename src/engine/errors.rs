@@ -36,6 +36,16 @@ pub fn engine_error(what: &str, e: Error) -> CtlError {
     CtlError::new(status, what).cause(describe(&e))
 }
 
+/// For a unix socket, what connecting to it says ("Permission denied", "Connection
+/// refused"): the HTTP client does not pass that on.
+pub fn socket_problem(host: &str) -> Option<String> {
+    let path = host.strip_prefix("unix://")?;
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => None,
+        Err(e) => Some(format!("{path}: {e}")),
+    }
+}
+
 pub fn connect_hint(host: &str) -> String {
     if host.starts_with("unix://") || host.starts_with('/') {
         let path = host.trim_start_matches("unix://");

@@ -63,7 +63,9 @@ impl Engine {
         let (docker, version) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
             .map_err(|_| unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs())))?
-            .map_err(|e| unreachable(errors::describe(&e)))?;
+            .map_err(|e| {
+                unreachable(errors::socket_problem(&shown).unwrap_or_else(|| errors::describe(&e)))
+            })?;
         let info = EngineInfo {
             host: shown,
             version: version.version.unwrap_or_default(),
