@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         tokio::select! {
+            // The command first: one that handles Ctrl-C itself (logs ends with exit 0)
+            // gets to finish on the same signal.
+            biased;
             done = pricescan_ctl::commands::run(cli) => Some(done),
             // Commands that must undo work on Ctrl-C (deploy, backup) handle it themselves
             // first; for the rest, stopping between engine calls leaves nothing half-done.

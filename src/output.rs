@@ -380,3 +380,66 @@ mod tests {
         assert_eq!(human_age(90000), "1d1h");
     }
 }
+
+/// Colours that stay readable on dark and light terminals, one per service by name.
+const SERVICE_COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "91"];
+
+/// Writes log lines to stdout through a buffer, with an optional coloured service prefix.
+/// A closed pipe (`| head`) comes back as an error so that the caller can stop cleanly.
+pub struct LogWriter {
+    out: std::io::BufWriter<std::io::Stdout>,
+    color: bool,
+    width: usize,
+    prefix: bool,
+    timestamps: bool,
+}
+
+impl Printer {
+    pub fn log_writer(&self, services: &[String], prefix: bool, timestamps: bool) -> LogWriter {
+        LogWriter {
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+            color: self.color_out,
+            width: services.iter().map(|s| s.len()).max().unwrap_or(0),
+            prefix,
+            timestamps,
+        }
+    }
+}
+
+impl LogWriter {
+    fn colour(service: &str) -> &'static str {
+        let hash = service
+            .bytes()
+            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
+        SERVICE_COLOURS[hash % SERVICE_COLOURS.len()]
+    }
+
+    pub fn line(&mut self, service: &str, stamp: &str, text: &str) -> std::io::Result<()> {
+        if self.prefix {
+            let w = self.width;
+            match self.color {
+                true => write!(self.out, "\x1b[{}m{service:w$} |\x1b[0m ", Self::colour(service))?,
+                false => write!(self.out, "{service:w$} | ")?,
+            }
+        }
+        if self.timestamps {
+            write!(self.out, "{stamp} ")?;
+        }
+        self.out.write_all(text.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// A note inside the stream (a container was replaced), dimmed on a terminal.
+    pub fn note(&mut self, service: &str, text: &str) -> std::io::Result<()> {
+        let text = if self.color {
+            format!("\x1b[2m-- {text}\x1b[0m")
+        } else {
+            format!("-- {text}")
+        };
+        self.line(service, "", &text)
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}

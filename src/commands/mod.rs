@@ -3,6 +3,7 @@
 
 mod completions;
 mod config;
+mod logs;
 mod restart;
 mod setup;
 mod start;
@@ -72,7 +73,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Stop(args) => stop::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Status(args) => status::run(ctx, args).await,
-        Command::Logs(_) => not_yet("logs", 4),
+        Command::Logs(args) => logs::run(ctx, args).await,
         Command::Monitor(_) => not_yet("monitor", 4),
         Command::Backup(_) => not_yet("backup", 5),
         Command::Restore(_) => not_yet("restore", 5),

@@ -94,6 +94,48 @@ impl Sample {
     }
 }
 
+impl From<bollard::models::ContainerStatsResponse> for Sample {
+    fn from(stats: bollard::models::ContainerStatsResponse) -> Self {
+        let cpu = stats.cpu_stats.unwrap_or_default();
+        let memory = stats.memory_stats.unwrap_or_default();
+        // Page cache is reclaimable; `docker stats` leaves it out too.
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("total_inactive_file").or(s.get("inactive_file")).copied())
+            .unwrap_or(0);
+        let (rx, tx) = stats
+            .networks
+            .unwrap_or_default()
+            .values()
+            .fold((0, 0), |(rx, tx), n| {
+                (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
+            });
+        let blkio = stats
+            .blkio_stats
+            .and_then(|b| b.io_service_bytes_recursive)
+            .unwrap_or_default();
+        let sum = |op: &str| {
+            blkio
+                .iter()
+                .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+                .map(|e| e.value.unwrap_or(0))
+                .sum()
+        };
+        Sample {
+            cpu_total: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+            system_total: cpu.system_cpu_usage.unwrap_or(0),
+            online_cpus: cpu.online_cpus.unwrap_or(1),
+            memory_used: memory.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit: memory.limit.unwrap_or(0),
+            rx_bytes: rx,
+            tx_bytes: tx,
+            block_read: sum("read"),
+            block_write: sum("write"),
+        }
+    }
+}
+
 /// What an exec printed and how it ended.
 #[derive(Debug, Clone)]
 pub struct ExecOutput {
@@ -360,42 +402,6 @@ impl Engine {
             Some(s) => s.map_err(|e| engine_error(&format!("cannot read stats of {id}"), e))?,
             None => return Err(CtlError::failure(format!("no stats for container {id}"))),
         };
-        let cpu = stats.cpu_stats.unwrap_or_default();
-        let memory = stats.memory_stats.unwrap_or_default();
-        // Page cache is reclaimable; `docker stats` leaves it out too.
-        let cache = memory
-            .stats
-            .as_ref()
-            .and_then(|s| s.get("total_inactive_file").or(s.get("inactive_file")).copied())
-            .unwrap_or(0);
-        let (rx, tx) = stats
-            .networks
-            .unwrap_or_default()
-            .values()
-            .fold((0, 0), |(rx, tx), n| {
-                (rx + n.rx_bytes.unwrap_or(0), tx + n.tx_bytes.unwrap_or(0))
-            });
-        let blkio = stats
-            .blkio_stats
-            .and_then(|b| b.io_service_bytes_recursive)
-            .unwrap_or_default();
-        let sum = |op: &str| {
-            blkio
-                .iter()
-                .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
-                .map(|e| e.value.unwrap_or(0))
-                .sum()
-        };
-        Ok(Sample {
-            cpu_total: cpu.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
-            system_total: cpu.system_cpu_usage.unwrap_or(0),
-            online_cpus: cpu.online_cpus.unwrap_or(1),
-            memory_used: memory.usage.unwrap_or(0).saturating_sub(cache),
-            memory_limit: memory.limit.unwrap_or(0),
-            rx_bytes: rx,
-            tx_bytes: tx,
-            block_read: sum("read"),
-            block_write: sum("write"),
-        })
+        Ok(Sample::from(stats))
     }
 }

@@ -6,11 +6,13 @@ mod errors;
 pub mod labels;
 mod resources;
 pub mod spec;
+mod streams;
 
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
+pub use streams::{Event, LogQuery, Output};
 
 use crate::error::{CtlError, ExitStatus, Result};
 use bollard::Docker;

@@ -3,6 +3,7 @@
 //! Commands orchestrate these; only the engine module talks to Docker.
 
 pub mod converge;
+pub mod loglines;
 pub mod nginx;
 pub mod resources;
 pub mod status;

@@ -3,7 +3,7 @@
 # No registry is reachable here, so a debootstrap rootfs becomes the base image and small
 # Dockerfiles on top of it emulate each official image's contract (DESIGN.md §7).
 #
-#   tests/images/build.sh            build what is missing
+#   tests/images/build.sh            build what is missing or out of date
 #   tests/images/build.sh --force    rebuild everything
 set -euo pipefail
 
@@ -20,7 +20,11 @@ packages=(
   curl wget ca-certificates procps
 )
 
-have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+# An image is current when it carries the hash of what it was built from; a changed
+# Dockerfile, entrypoint or package list rebuilds it, everything else is kept.
+label=io.pricescan.test-source
+image_hash() { docker image inspect --format "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null || true; }
+is_current() { [ $force = 0 ] && [ "$(image_hash "$1")" = "$2" ]; }
 
 # The mirror comes from this machine's apt sources, never from this repository.
 apt_mirror() {
@@ -38,8 +42,10 @@ apt_mirror() {
 }
 
 build_base() {
-  if [ $force = 0 ] && have_image "$base"; then
-    echo "ok: $base exists"
+  local hash
+  hash=$(printf '%s\n' "$suite" "${packages[@]}" | sha256sum | cut -c1-16)
+  if is_current "$base" "$hash"; then
+    echo "ok: $base is current"
     return
   fi
   command -v debootstrap >/dev/null || {
@@ -57,20 +63,23 @@ build_base() {
     || { tail -n 30 /tmp/pricescan-debootstrap.log >&2; exit 1; }
   # Package scripts initialise data that must not end up in the image (see mysql/Dockerfile).
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | docker import - "$base" >/dev/null
+  tar -C "$rootfs" -c . | docker import --change "LABEL $label=$hash" - "$base" >/dev/null
   echo "built: $base"
 }
 
 build_image() {
-  local tag=$1 dir=$2
+  local tag=$1 dir=$2 hash
   shift 2
-  if [ $force = 0 ] && have_image "$tag"; then
-    echo "ok: $tag exists"
+  # The base's hash is part of each image's: a new base rebuilds everything on top of it.
+  hash=$( (image_hash "$base"; echo "$*"; cd "$here" && find "$dir" -type f | sort | xargs cat) | sha256sum | cut -c1-16)
+  if is_current "$tag" "$hash"; then
+    echo "ok: $tag is current"
     return
   fi
   # The classic builder resolves FROM against local images only; BuildKit would ask a registry.
   local log=/tmp/pricescan-build-${tag//[\/:]/_}.log
-  DOCKER_BUILDKIT=0 docker build --rm --force-rm --build-arg "BASE=$base" "$@" -t "$tag" "$here/$dir" >"$log" 2>&1 \
+  DOCKER_BUILDKIT=0 docker build --rm --force-rm --label "$label=$hash" --build-arg "BASE=$base" "$@" \
+    -t "$tag" "$here/$dir" >"$log" 2>&1 \
     || { tail -n 30 "$log" >&2; exit 1; }
   echo "built: $tag"
 }

@@ -20,6 +20,10 @@ init_database() {
   done
   # SQL goes through stdin so that no password ever appears in a process's argv.
   {
+    # mariadb-install-db also creates password-less root@127.0.0.1, root@::1 and
+    # root@<hostname>, which would shadow root@'%' for TCP logins; the official image has
+    # only root@localhost and root@'%'.
+    echo "DROP USER IF EXISTS 'root'@'127.0.0.1', 'root'@'::1', 'root'@'$(hostname)', ''@'localhost', ''@'$(hostname)';"
     echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$(sql_quote "$MYSQL_ROOT_PASSWORD")';"
     echo "CREATE USER 'root'@'%' IDENTIFIED BY '$(sql_quote "$MYSQL_ROOT_PASSWORD")';"
     echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"

@@ -1,0 +1,251 @@
+//! `logs`: the selected services' logs interleaved by time, each line prefixed with its
+//! service. `--follow` keeps going across restarts and recreations. Memory stays constant:
+//! lines stream from the engine to stdout, one buffered line per container at most.
+
+use super::Context;
+use crate::cli::LogsArgs;
+use crate::engine::{ContainerInfo, Engine, LogQuery};
+use crate::error::{CtlError, ExitStatus, Result};
+use crate::ops::converge::current_container;
+use crate::ops::loglines::{Assembler, LogLine};
+use crate::output::LogWriter;
+use futures_util::StreamExt;
+use regex::Regex;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Lines in flight per container: enough to keep the pipe full, small enough to stay flat.
+const CHANNEL_LINES: usize = 1024;
+
+enum Item {
+    Line(String, LogLine),
+    Note(String, String),
+}
+
+pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    let services = project.select(&args.services.services)?;
+    let grep = args
+        .grep
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .map_err(|e| CtlError::usage("invalid --grep expression").cause(e))?;
+    let query = LogQuery {
+        follow: args.follow,
+        tail: args.tail,
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, "--since"))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, "--until"))
+            .transpose()?,
+    };
+    let engine = ctx.engine().await?;
+    let containers = engine.project_containers(&project.name).await?;
+    let mut writer = ctx
+        .printer
+        .log_writer(&services, !args.no_prefix, args.timestamps);
+    let (tx, rx) = mpsc::channel(CHANNEL_LINES);
+    let work = async {
+        match args.follow {
+            true => {
+                for service in &services {
+                    let (engine, tx, q) = (engine.clone(), tx.clone(), query.clone());
+                    let (project_name, service) = (project.name.clone(), service.clone());
+                    tokio::spawn(async move { follow(engine, project_name, service, q, tx).await });
+                }
+                drop(tx);
+                write_all(rx, &mut writer, grep.as_ref()).await
+            }
+            false => {
+                merged(
+                    &engine,
+                    &containers,
+                    &services,
+                    &query,
+                    &mut writer,
+                    grep.as_ref(),
+                )
+                .await
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        r = work => r,
+    };
+    let flushed = writer.flush();
+    match outcome.and(flushed.map_err(|e| CtlError::failure("cannot write the logs").cause(e))) {
+        Ok(()) => Ok(ExitStatus::Success),
+        Err(e) if e.causes.iter().any(|c| c.contains("Broken pipe")) => Ok(ExitStatus::Success),
+        Err(e) => Err(e),
+    }
+}
+
+/// `10m`, `2h` (that long ago) or an RFC 3339 time, as Unix seconds.
+fn parse_time(text: &str, flag: &str) -> Result<i64> {
+    if let Ok(d) = humantime::parse_duration(text) {
+        return Ok(chrono::Utc::now().timestamp() - d.as_secs() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|_| {
+            CtlError::usage(format!("invalid {flag} {text:?}"))
+                .hint("use a duration (10m, 2h) or an RFC 3339 time")
+        })
+}
+
+fn write_err(e: std::io::Error) -> CtlError {
+    CtlError::failure("cannot write the logs").cause(e)
+}
+
+fn emit(writer: &mut LogWriter, grep: Option<&Regex>, service: &str, line: &LogLine) -> Result<()> {
+    if grep.is_none_or(|re| re.is_match(&line.text)) {
+        writer.line(service, &line.stamp, &line.text).map_err(write_err)?;
+    }
+    Ok(())
+}
+
+/// Streams one container into `tx`, skipping lines at or before `after` (nanos).
+async fn pump(
+    engine: &Engine,
+    id: &str,
+    query: &LogQuery,
+    after: i64,
+    service: &str,
+    tx: &mpsc::Sender<Item>,
+) -> Result<i64> {
+    let mut last = after;
+    let mut assembler = Assembler::default();
+    let mut stream = std::pin::pin!(engine.log_chunks(id, query));
+    let mut batch = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let (output, bytes) = chunk?;
+        assembler.push(output, &bytes, &mut |l| batch.push(l));
+        for line in batch.drain(..) {
+            if line.nanos > last || line.nanos == 0 {
+                last = last.max(line.nanos);
+                if tx.send(Item::Line(service.to_string(), line)).await.is_err() {
+                    return Ok(last);
+                }
+            }
+        }
+    }
+    assembler.finish(&mut |l| batch.push(l));
+    for line in batch {
+        let _ = tx.send(Item::Line(service.to_string(), line)).await;
+    }
+    Ok(last)
+}
+
+/// Without --follow: each container's lines in its own channel, merged by time.
+async fn merged(
+    engine: &Engine,
+    containers: &[ContainerInfo],
+    services: &[String],
+    query: &LogQuery,
+    writer: &mut LogWriter,
+    grep: Option<&Regex>,
+) -> Result<()> {
+    let mut sources = Vec::new();
+    for service in services {
+        let Some(c) = current_container(containers, service) else {
+            continue;
+        };
+        let (tx, rx) = mpsc::channel(CHANNEL_LINES);
+        let (engine, id, q, s) = (engine.clone(), c.id.clone(), query.clone(), service.clone());
+        let task = tokio::spawn(async move { pump(&engine, &id, &q, i64::MIN, &s, &tx).await });
+        sources.push((rx, task));
+    }
+    let mut heads: Vec<Option<(String, LogLine)>> = Vec::with_capacity(sources.len());
+    for (rx, _) in sources.iter_mut() {
+        heads.push(next_line(rx).await);
+    }
+    loop {
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|(_, l)| (l.nanos, i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        let (service, line) = heads[i].take().expect("a head was just found");
+        emit(writer, grep, &service, &line)?;
+        heads[i] = next_line(&mut sources[i].0).await;
+    }
+    for (_, task) in sources {
+        task.await
+            .map_err(|e| CtlError::failure("a log reader stopped").cause(e))??;
+    }
+    Ok(())
+}
+
+async fn next_line(rx: &mut mpsc::Receiver<Item>) -> Option<(String, LogLine)> {
+    loop {
+        match rx.recv().await? {
+            Item::Line(s, l) => return Some((s, l)),
+            Item::Note(..) => continue,
+        }
+    }
+}
+
+async fn write_all(mut rx: mpsc::Receiver<Item>, writer: &mut LogWriter, grep: Option<&Regex>) -> Result<()> {
+    while let Some(item) = rx.recv().await {
+        match item {
+            Item::Line(service, line) => emit(writer, grep, &service, &line)?,
+            Item::Note(service, text) => writer.note(&service, &text).map_err(write_err)?,
+        }
+        // Flush when nothing else is waiting, so a quiet stream still shows up at once.
+        if rx.is_empty() {
+            writer.flush().map_err(write_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Follows a service for as long as the command runs: its current container, then whichever
+/// container replaces it (a restart, a recreation, a deploy), or the first one to appear.
+async fn follow(
+    engine: Engine,
+    project: String,
+    service: String,
+    query: LogQuery,
+    tx: mpsc::Sender<Item>,
+) -> Result<()> {
+    let mut following: Option<String> = None;
+    let mut last = i64::MIN;
+    loop {
+        if tx.is_closed() {
+            return Ok(());
+        }
+        let containers = engine.project_containers(&project).await?;
+        let current = current_container(&containers, &service).cloned();
+        let Some(c) = current.filter(|c| c.is_running() || following.as_deref() != Some(c.id.as_str()))
+        else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        };
+        let mut q = query.clone();
+        if following.is_some() {
+            // Reattaching: from the last line seen (duplicates are skipped by time).
+            q.tail = None;
+            q.since = Some(last.div_euclid(1_000_000_000));
+        }
+        if following.as_ref().is_some_and(|f| f != &c.id) {
+            let note = format!("now following {}", c.name);
+            if tx.send(Item::Note(service.clone(), note)).await.is_err() {
+                return Ok(());
+            }
+        }
+        following = Some(c.id.clone());
+        last = pump(&engine, &c.id, &q, last, &service, &tx)
+            .await
+            .unwrap_or(last);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

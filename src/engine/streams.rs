@@ -1,0 +1,97 @@
+//! Long-lived engine streams: container logs, resource stats and engine events.
+
+use super::containers::Sample;
+use super::{Engine, engine_error, labels};
+use crate::error::Result;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{EventsOptionsBuilder, LogsOptionsBuilder, StatsOptionsBuilder};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::HashMap;
+
+/// Which output of the container a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Output {
+    Stdout,
+    Stderr,
+}
+
+/// What to ask the engine for. Timestamps are always requested: they order lines of
+/// several containers and drop duplicates after a reconnect.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub follow: bool,
+    pub tail: Option<u64>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// An engine event about one of the project's containers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub time_nanos: i64,
+    pub action: String,
+    pub container: String,
+    pub service: String,
+}
+
+impl Engine {
+    /// A container's log as raw chunks; a chunk may hold part of a line, or several.
+    pub fn log_chunks(&self, id: &str, q: &LogQuery) -> impl Stream<Item = Result<(Output, Bytes)>> + use<> {
+        let mut options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .timestamps(true)
+            .follow(q.follow);
+        options = options.tail(&q.tail.map_or_else(|| "all".to_string(), |n| n.to_string()));
+        if let Some(since) = q.since {
+            options = options.since(since.clamp(0, i32::MAX as i64) as i32);
+        }
+        if let Some(until) = q.until {
+            options = options.until(until.clamp(0, i32::MAX as i64) as i32);
+        }
+        let what = format!("cannot read the logs of {id}");
+        self.docker
+            .logs(id, Some(options.build()))
+            .map(move |item| match item {
+                Ok(LogOutput::StdErr { message }) => Ok((Output::Stderr, message)),
+                Ok(other) => Ok((Output::Stdout, other.into_bytes())),
+                Err(e) => Err(engine_error(&what, e)),
+            })
+    }
+
+    /// Stats pushed by the engine once a second, for as long as the container runs.
+    pub fn stats_stream(&self, id: &str) -> impl Stream<Item = Result<Sample>> + use<> {
+        let options = StatsOptionsBuilder::default().stream(true).build();
+        let what = format!("cannot read stats of {id}");
+        self.docker
+            .stats(id, Some(options))
+            .map(move |item| item.map(Sample::from).map_err(|e| engine_error(&what, e)))
+    }
+
+    /// Events of the project's containers (die, oom, restart, health_status, start...).
+    pub fn events(&self, project: &str) -> impl Stream<Item = Result<Event>> + use<> {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{}={project}", labels::PROJECT)],
+            ),
+        ]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker.events(Some(options)).map(|item| {
+            let e = item.map_err(|e| engine_error("the engine's event stream failed", e))?;
+            let actor = e.actor.unwrap_or_default();
+            let attrs = actor.attributes.unwrap_or_default();
+            Ok(Event {
+                time_nanos: e.time_nano.unwrap_or(0),
+                action: e.action.unwrap_or_default(),
+                container: attrs
+                    .get("name")
+                    .cloned()
+                    .unwrap_or_else(|| actor.id.unwrap_or_default()),
+                service: attrs.get(labels::SERVICE).cloned().unwrap_or_default(),
+            })
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Turning the engine's log chunks into whole lines. With timestamps on, every log message
+//! starts with its RFC 3339 time; a line longer than the logging driver's limit arrives as
+//! several messages, each with its own time, so a message that does not end in a newline
+//! continues in the next one of the same output.
+
+use crate::engine::Output;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Nanoseconds since the epoch, for ordering; 0 when the message had no timestamp.
+    pub nanos: i64,
+    /// The engine's timestamp as it sent it.
+    pub stamp: String,
+    pub text: String,
+}
+
+#[derive(Default)]
+pub struct Assembler {
+    /// A line still waiting for its end, per output.
+    pending: HashMap<Output, (i64, String, Vec<u8>)>,
+}
+
+/// `2026-11-25T09:20:37.123456789Z rest` → (stamp, rest).
+fn split_stamp(chunk: &[u8]) -> Option<(&str, &[u8])> {
+    let space = chunk.iter().take(40).position(|&b| b == b' ')?;
+    let stamp = std::str::from_utf8(&chunk[..space]).ok()?;
+    let looks_like_time = stamp.len() >= 20 && stamp.as_bytes()[4] == b'-' && stamp.as_bytes()[10] == b'T';
+    looks_like_time.then(|| (stamp, &chunk[space + 1..]))
+}
+
+pub fn parse_nanos(stamp: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(stamp)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0)
+}
+
+impl Assembler {
+    /// Feeds one chunk; calls `emit` for every line it completes.
+    pub fn push(&mut self, output: Output, chunk: &[u8], emit: &mut impl FnMut(LogLine)) {
+        let (stamp, mut rest) = match split_stamp(chunk) {
+            Some((stamp, rest)) => (Some(stamp), rest),
+            None => (None, chunk),
+        };
+        let entry = self
+            .pending
+            .entry(output)
+            .or_insert_with(|| (0, String::new(), Vec::new()));
+        if entry.2.is_empty() {
+            if let Some(s) = stamp {
+                *entry = (parse_nanos(s), s.to_string(), Vec::new());
+            }
+        }
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            entry.2.extend_from_slice(&rest[..newline]);
+            rest = &rest[newline + 1..];
+            let bytes = std::mem::take(&mut entry.2);
+            emit(LogLine {
+                nanos: entry.0,
+                stamp: entry.1.clone(),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            });
+        }
+        entry.2.extend_from_slice(rest);
+    }
+
+    /// Emits what is left when the stream ends (a last line without a newline).
+    pub fn finish(&mut self, emit: &mut impl FnMut(LogLine)) {
+        for (_, (nanos, stamp, bytes)) in self.pending.drain() {
+            if !bytes.is_empty() {
+                emit(LogLine {
+                    nanos,
+                    stamp,
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(chunks: &[(Output, &[u8])]) -> Vec<LogLine> {
+        let mut a = Assembler::default();
+        let mut out = Vec::new();
+        for (o, c) in chunks {
+            a.push(*o, c, &mut |l| out.push(l));
+        }
+        a.finish(&mut |l| out.push(l));
+        out
+    }
+
+    #[test]
+    fn one_message_per_chunk() {
+        let got = lines(&[
+            (Output::Stdout, b"2026-11-25T09:00:00.000000001Z hello\n"),
+            (Output::Stderr, b"2026-11-25T09:00:00.5Z oops\n"),
+        ]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].text, "hello");
+        assert_eq!(got[0].stamp, "2026-11-25T09:00:00.000000001Z");
+        assert_eq!(got[1].text, "oops");
+        assert!(got[1].nanos > got[0].nanos);
+    }
+
+    #[test]
+    fn a_long_line_cut_into_several_messages_is_joined() {
+        let got = lines(&[
+            (Output::Stdout, b"2026-11-25T09:00:00Z part one, "),
+            (Output::Stdout, b"2026-11-25T09:00:00.1Z part two, "),
+            (Output::Stdout, b"2026-11-25T09:00:00.2Z end\n"),
+        ]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].text, "part one, part two, end");
+        assert_eq!(got[0].stamp, "2026-11-25T09:00:00Z");
+    }
+
+    #[test]
+    fn stdout_and_stderr_do_not_mix_partial_lines() {
+        let got = lines(&[
+            (Output::Stdout, b"2026-11-25T09:00:00Z out-"),
+            (Output::Stderr, b"2026-11-25T09:00:01Z err\n"),
+            (Output::Stdout, b"2026-11-25T09:00:02Z tail\n"),
+        ]);
+        let texts: Vec<&str> = got.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["err", "out-tail"]);
+    }
+
+    #[test]
+    fn invalid_utf8_and_a_missing_final_newline_survive() {
+        let got = lines(&[(Output::Stdout, b"2026-11-25T09:00:00Z bad \xff byte\nlast")]);
+        assert_eq!(got[0].text, "bad \u{fffd} byte");
+        assert_eq!(got[1].text, "last");
+    }
+
+    #[test]
+    fn chunks_without_timestamps_still_split() {
+        let got = lines(&[(Output::Stdout, b"a\nb\n")]);
+        assert_eq!(
+            got.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(got[0].nanos, 0);
+    }
+}
