@@ -366,21 +366,6 @@ pub fn human_age(secs: u64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
-        assert_eq!(human_age(59), "59s");
-        assert_eq!(human_age(3725), "1h2m");
-        assert_eq!(human_age(90000), "1d1h");
-    }
-}
-
 /// Colours that stay readable on dark and light terminals, one per service by name.
 const SERVICE_COLOURS: [&str; 6] = ["36", "33", "32", "35", "34", "91"];
 
@@ -441,5 +426,20 @@ impl LogWriter {
 
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        assert_eq!(human_age(59), "59s");
+        assert_eq!(human_age(3725), "1h2m");
+        assert_eq!(human_age(90000), "1d1h");
     }
 }

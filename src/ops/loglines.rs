@@ -47,10 +47,9 @@ impl Assembler {
             .pending
             .entry(output)
             .or_insert_with(|| (0, String::new(), Vec::new()));
-        if entry.2.is_empty() {
-            if let Some(s) = stamp {
-                *entry = (parse_nanos(s), s.to_string(), Vec::new());
-            }
+        // A new line takes the time of its first message.
+        if let Some(s) = stamp.filter(|_| entry.2.is_empty()) {
+            *entry = (parse_nanos(s), s.to_string(), Vec::new());
         }
         while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
             entry.2.extend_from_slice(&rest[..newline]);
