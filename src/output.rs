@@ -427,6 +427,20 @@ impl LogWriter {
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+
+    /// True once whoever read stdout has gone (`| head` exited). A quiet `logs -f` would
+    /// otherwise only notice at its next write.
+    pub fn reader_gone(&self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let stdout = std::io::stdout();
+        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&stdout), PollFlags::POLLOUT)];
+        match poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0]
+                .revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)),
+            Err(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]

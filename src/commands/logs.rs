@@ -11,6 +11,9 @@ use crate::ops::loglines::{Assembler, LogLine};
 use crate::output::LogWriter;
 use futures_util::StreamExt;
 use regex::Regex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -195,7 +198,16 @@ async fn next_line(rx: &mut mpsc::Receiver<Item>) -> Option<(String, LogLine)> {
 }
 
 async fn write_all(mut rx: mpsc::Receiver<Item>, writer: &mut LogWriter, grep: Option<&Regex>) -> Result<()> {
-    while let Some(item) = rx.recv().await {
+    let mut check = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let item = tokio::select! {
+            item = rx.recv() => item,
+            _ = check.tick() => match writer.reader_gone() {
+                true => return Ok(()),
+                false => continue,
+            },
+        };
+        let Some(item) = item else { return Ok(()) };
         match item {
             Item::Line(service, line) => emit(writer, grep, &service, &line)?,
             Item::Note(service, text) => writer.note(&service, &text).map_err(write_err)?,
@@ -205,11 +217,17 @@ async fn write_all(mut rx: mpsc::Receiver<Item>, writer: &mut LogWriter, grep: O
             writer.flush().map_err(write_err)?;
         }
     }
-    Ok(())
 }
 
-/// Follows a service for as long as the command runs: its current container, then whichever
-/// container replaces it (a restart, a recreation, a deploy), or the first one to appear.
+/// A followed container: whether its stream is open, and the time of its last line.
+struct Followed {
+    open: Arc<AtomicBool>,
+    last: Arc<AtomicI64>,
+}
+
+/// Follows a service for as long as the command runs: every running container of it, so a
+/// start-first replacement shows up while the old one still drains, and a restarted
+/// container is picked up again from its last line.
 async fn follow(
     engine: Engine,
     project: String,
@@ -217,35 +235,66 @@ async fn follow(
     query: LogQuery,
     tx: mpsc::Sender<Item>,
 ) -> Result<()> {
-    let mut following: Option<String> = None;
-    let mut last = i64::MIN;
-    loop {
-        if tx.is_closed() {
-            return Ok(());
-        }
+    let mut followed: HashMap<String, Followed> = HashMap::new();
+    let mut first = true;
+    while !tx.is_closed() {
         let containers = engine.project_containers(&project).await?;
-        let current = current_container(&containers, &service).cloned();
-        let Some(c) = current.filter(|c| c.is_running() || following.as_deref() != Some(c.id.as_str()))
-        else {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
-        };
-        let mut q = query.clone();
-        if following.is_some() {
-            // Reattaching: from the last line seen (duplicates are skipped by time).
-            q.tail = None;
-            q.since = Some(last.div_euclid(1_000_000_000));
+        let mut wanted: Vec<&ContainerInfo> = containers
+            .iter()
+            .filter(|c| c.service == service && c.is_running())
+            .collect();
+        if first {
+            // The current container even when stopped: its last lines are what one wants.
+            wanted.extend(current_container(&containers, &service).filter(|c| !c.is_running()));
         }
-        if following.as_ref().is_some_and(|f| f != &c.id) {
-            let note = format!("now following {}", c.name);
-            if tx.send(Item::Note(service.clone(), note)).await.is_err() {
-                return Ok(());
-            }
+        for c in wanted {
+            let (q, after) = match followed.get(&c.id) {
+                Some(f) if f.open.load(Ordering::Relaxed) => continue,
+                Some(f) => {
+                    // Reattaching to a restarted container: from its last line on.
+                    let last = f.last.load(Ordering::Relaxed);
+                    (
+                        LogQuery {
+                            tail: None,
+                            since: Some(last.div_euclid(1_000_000_000)),
+                            ..query.clone()
+                        },
+                        last,
+                    )
+                }
+                None if first => (query.clone(), i64::MIN),
+                None => {
+                    let note = format!("now following {}", c.name);
+                    if tx.send(Item::Note(service.clone(), note)).await.is_err() {
+                        return Ok(());
+                    }
+                    (
+                        LogQuery {
+                            tail: None,
+                            since: None,
+                            ..query.clone()
+                        },
+                        i64::MIN,
+                    )
+                }
+            };
+            let f = followed.entry(c.id.clone()).or_insert_with(|| Followed {
+                open: Arc::new(AtomicBool::new(true)),
+                last: Arc::new(AtomicI64::new(i64::MIN)),
+            });
+            f.open.store(true, Ordering::Relaxed);
+            let (open, last) = (f.open.clone(), f.last.clone());
+            let (engine, id, service, tx) = (engine.clone(), c.id.clone(), service.clone(), tx.clone());
+            tokio::spawn(async move {
+                let end = pump(&engine, &id, &q, after, &service, &tx)
+                    .await
+                    .unwrap_or(after);
+                last.store(end, Ordering::Relaxed);
+                open.store(false, Ordering::Relaxed);
+            });
         }
-        following = Some(c.id.clone());
-        last = pump(&engine, &c.id, &q, last, &service, &tx)
-            .await
-            .unwrap_or(last);
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        first = false;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    Ok(())
 }
