@@ -62,9 +62,20 @@ pub struct GlobalArgs {
     /// When to use colour (NO_COLOR is honoured with auto)
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// Same as --color never
+    #[arg(long, global = true)]
+    pub no_color: bool,
 }
 
 impl GlobalArgs {
+    pub fn color(&self) -> ColorChoice {
+        if self.no_color {
+            ColorChoice::Never
+        } else {
+            self.color
+        }
+    }
+
     pub fn format(&self) -> OutputFormat {
         if self.json {
             OutputFormat::Json

@@ -17,13 +17,18 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Lines in flight per container: enough to keep the pipe full, small enough to stay flat.
-const CHANNEL_LINES: usize = 1024;
+/// Batches in flight per container: enough to keep the pipe full, small enough to stay flat.
+const CHANNEL_LINES: usize = 16;
 
+/// What travels from a container's reader to the writer: lines in batches (one channel
+/// message per burst, not per line), or a note.
 enum Item {
-    Line(String, LogLine),
+    Lines(Arc<str>, Vec<LogLine>),
     Note(String, String),
 }
+
+/// Chunks taken from the engine at once when they are already there.
+const BATCH: usize = 512;
 
 pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
@@ -124,25 +129,33 @@ async fn pump(
     service: &str,
     tx: &mpsc::Sender<Item>,
 ) -> Result<i64> {
+    let service: Arc<str> = Arc::from(service);
     let mut last = after;
     let mut assembler = Assembler::default();
-    let mut stream = std::pin::pin!(engine.log_chunks(id, query));
+    let mut stream = std::pin::pin!(engine.log_chunks(id, query).ready_chunks(BATCH));
     let mut batch = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let (output, bytes) = chunk?;
-        assembler.push(output, &bytes, &mut |l| batch.push(l));
-        for line in batch.drain(..) {
-            if line.nanos > last || line.nanos == 0 {
-                last = last.max(line.nanos);
-                if tx.send(Item::Line(service.to_string(), line)).await.is_err() {
-                    return Ok(last);
+    while let Some(chunks) = stream.next().await {
+        for chunk in chunks {
+            let (output, bytes) = chunk?;
+            assembler.push(output, &bytes, &mut |l| {
+                if l.nanos > last || l.nanos == 0 {
+                    last = last.max(l.nanos);
+                    batch.push(l);
                 }
-            }
+            });
+        }
+        if !batch.is_empty()
+            && tx
+                .send(Item::Lines(service.clone(), std::mem::take(&mut batch)))
+                .await
+                .is_err()
+        {
+            return Ok(last);
         }
     }
     assembler.finish(&mut |l| batch.push(l));
-    for line in batch {
-        let _ = tx.send(Item::Line(service.to_string(), line)).await;
+    if !batch.is_empty() {
+        let _ = tx.send(Item::Lines(service, batch)).await;
     }
     Ok(last)
 }
@@ -166,20 +179,28 @@ async fn merged(
         let task = tokio::spawn(async move { pump(&engine, &id, &q, i64::MIN, &s, &tx).await });
         sources.push((rx, task));
     }
-    let mut heads: Vec<Option<(String, LogLine)>> = Vec::with_capacity(sources.len());
+    let mut heads: Vec<(Arc<str>, std::collections::VecDeque<LogLine>)> = Vec::with_capacity(sources.len());
     for (rx, _) in sources.iter_mut() {
-        heads.push(next_line(rx).await);
+        heads.push(
+            next_batch(rx)
+                .await
+                .unwrap_or_else(|| (Arc::from(""), Default::default())),
+        );
     }
     loop {
         let next = heads
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|(_, l)| (l.nanos, i)))
+            .filter_map(|(i, (_, q))| q.front().map(|l| (l.nanos, i)))
             .min();
         let Some((_, i)) = next else { break };
-        let (service, line) = heads[i].take().expect("a head was just found");
-        emit(writer, grep, &service, &line)?;
-        heads[i] = next_line(&mut sources[i].0).await;
+        let line = heads[i].1.pop_front().expect("a head was just found");
+        emit(writer, grep, &heads[i].0, &line)?;
+        if heads[i].1.is_empty()
+            && let Some(batch) = next_batch(&mut sources[i].0).await
+        {
+            heads[i] = batch;
+        }
     }
     for (_, task) in sources {
         task.await
@@ -188,10 +209,12 @@ async fn merged(
     Ok(())
 }
 
-async fn next_line(rx: &mut mpsc::Receiver<Item>) -> Option<(String, LogLine)> {
+async fn next_batch(
+    rx: &mut mpsc::Receiver<Item>,
+) -> Option<(Arc<str>, std::collections::VecDeque<LogLine>)> {
     loop {
         match rx.recv().await? {
-            Item::Line(s, l) => return Some((s, l)),
+            Item::Lines(s, lines) => return Some((s, lines.into())),
             Item::Note(..) => continue,
         }
     }
@@ -209,7 +232,11 @@ async fn write_all(mut rx: mpsc::Receiver<Item>, writer: &mut LogWriter, grep: O
         };
         let Some(item) = item else { return Ok(()) };
         match item {
-            Item::Line(service, line) => emit(writer, grep, &service, &line)?,
+            Item::Lines(service, lines) => {
+                for line in &lines {
+                    emit(writer, grep, &service, line)?;
+                }
+            }
             Item::Note(service, text) => writer.note(&service, &text).map_err(write_err)?,
         }
         // Flush when nothing else is waiting, so a quiet stream still shows up at once.

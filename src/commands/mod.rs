@@ -24,7 +24,7 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: GlobalArgs) -> Self {
-        let printer = Printer::new(global.format(), global.quiet, global.verbose, global.color);
+        let printer = Printer::new(global.format(), global.quiet, global.verbose, global.color());
         Self { global, printer }
     }
 

@@ -138,11 +138,12 @@ impl Converger<'_> {
         } {
             return Ok(Err(self.failure(service, &name, not_ready).await));
         }
-        if super::is_start_first(self.project, service) {
-            // No-op when the upstream already names this container.
-            nginx::point_upstream(self.engine, self.project, nginx.as_ref(), &name).await?;
-        }
         self.remove_extras(service, &name).await?;
+        if super::is_start_first(self.project, service) {
+            // At rest the upstream names the service, which resolves to its one running
+            // container for us and for docker-compose alike. A no-op when it already does.
+            nginx::point_upstream(self.engine, self.project, nginx.as_ref(), service).await?;
+        }
         let secs = started.elapsed().as_secs_f64();
         self.board
             .done(service, true, &format!("{} ({secs:.1}s)", action.word()));

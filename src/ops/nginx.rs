@@ -42,7 +42,9 @@ pub fn running_nginx(containers: &[ContainerInfo]) -> Option<&ContainerInfo> {
 }
 
 /// Points the upstream at `server` and reloads a running Nginx. On a failed check the old
-/// file is put back, so Nginx keeps serving what it served.
+/// file is put back, so Nginx keeps serving what it served. During a rollout `server` is the
+/// new container's name (the service name would resolve to the old one too); at rest it is
+/// the service name.
 pub async fn point_upstream(
     engine: &Engine,
     project: &Project,
