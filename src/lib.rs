@@ -5,6 +5,7 @@
 //! - `stack`: compose file, `.env.prod`, interpolation, templates, dependency graph; no Docker.
 //! - `engine`: the only module that talks to Docker (bollard).
 //! - `ops`: operations several commands share (converge a service, wait, move Nginx).
+//! - `tui`: the monitor's full-screen view.
 //! - `output`: everything shown to the operator: tables, progress, colour, JSON, errors.
 
 pub mod cli;
@@ -15,3 +16,4 @@ pub mod fsutil;
 pub mod ops;
 pub mod output;
 pub mod stack;
+pub mod tui;

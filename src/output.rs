@@ -130,6 +130,15 @@ impl Printer {
         self.out(text.trim_end_matches('\n'));
     }
 
+    /// One line on stdout; true when the reader has gone (a closed pipe), so that a stream of
+    /// documents can stop cleanly.
+    pub fn line_or_closed(&self, text: &str) -> bool {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", self.scrub(text))
+            .and_then(|_| stdout.flush())
+            .is_err()
+    }
+
     pub fn json(&self, value: &serde_json::Value) {
         let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
         self.out(&text);

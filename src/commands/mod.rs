@@ -4,6 +4,7 @@
 mod completions;
 mod config;
 mod logs;
+mod monitor;
 mod restart;
 mod setup;
 mod start;
@@ -74,7 +75,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Status(args) => status::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
-        Command::Monitor(_) => not_yet("monitor", 4),
+        Command::Monitor(args) => monitor::run(ctx, args).await,
         Command::Backup(_) => not_yet("backup", 5),
         Command::Restore(_) => not_yet("restore", 5),
         Command::Deploy(_) => not_yet("deploy", 6),

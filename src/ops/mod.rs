@@ -4,6 +4,7 @@
 
 pub mod converge;
 pub mod loglines;
+pub mod monitor;
 pub mod nginx;
 pub mod resources;
 pub mod status;
