@@ -6,7 +6,7 @@
 # Prints medians and ratios. Needs the test images (tests/images/build.sh) and a release build.
 source "$(dirname "$0")/lib.sh"
 runs=${RUNS:-10}
-[ -x "$bin" ] || (cd "$repo" && cargo build --release --locked -q)
+(cd "$repo" && cargo build --release --locked -q)
 bench_project lifecycle
 cd "$dir"
 

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 runs=${RUNS:-5}
 lines=${LINES_TOTAL:-300000}
-[ -x "$bin" ] || (cd "$repo" && cargo build --release --locked -q)
+(cd "$repo" && cargo build --release --locked -q)
 name=benchlogs
 dir=$(mktemp -d /tmp/pricescan-bench-logs.XXXXXX)
 trap 'bench_cleanup' EXIT
