@@ -10,6 +10,7 @@ pub mod graph;
 pub mod interpolate;
 pub mod names;
 pub mod project;
+pub mod retention;
 pub mod secrets;
 pub mod templates;
 
