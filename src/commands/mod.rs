@@ -1,11 +1,13 @@
 //! One module per command. Each orchestrates the stack model, the engine and the printer;
 //! none prints directly.
 
+mod backup;
 mod completions;
 mod config;
 mod logs;
 mod monitor;
 mod restart;
+mod restore;
 mod setup;
 mod start;
 mod status;
@@ -76,8 +78,8 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Status(args) => status::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Monitor(args) => monitor::run(ctx, args).await,
-        Command::Backup(_) => not_yet("backup", 5),
-        Command::Restore(_) => not_yet("restore", 5),
+        Command::Backup(args) => backup::run(ctx, args).await,
+        Command::Restore(args) => restore::run(ctx, args).await,
         Command::Deploy(_) => not_yet("deploy", 6),
     }
 }

@@ -7,12 +7,14 @@ pub mod labels;
 mod resources;
 pub mod spec;
 mod streams;
+mod transfer;
 
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
 pub use streams::{Event, LogQuery, Output};
+pub use transfer::ExecStream;
 
 use crate::error::{CtlError, ExitStatus, Result};
 use bollard::Docker;

@@ -2,11 +2,15 @@
 //! waiting for health, moving Nginx's upstream, and the project's networks and volumes.
 //! Commands orchestrate these; only the engine module talks to Docker.
 
+pub mod backup;
+pub mod backups;
 pub mod converge;
+pub mod lock;
 pub mod loglines;
 pub mod monitor;
 pub mod nginx;
 pub mod resources;
+pub mod sqlcount;
 pub mod status;
 pub mod wait;
 

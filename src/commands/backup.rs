@@ -1,0 +1,231 @@
+//! `backup` and `backup list|verify|prune`. cron-friendly: silent with -q, one `error:`
+//! line and a non-zero exit on failure, the manifest with --json.
+
+use super::Context;
+use crate::cli::{BackupArgs, BackupCommand, BackupPart, BackupReason};
+use crate::error::{Context as _, CtlError, ExitStatus, Result};
+use crate::ops::backup::{self, Part};
+use crate::ops::backups::{self, OnDisk};
+use crate::ops::lock;
+use crate::output::{human_age, human_bytes};
+use crate::stack::{Project, retention};
+
+pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
+    match args.command {
+        None => take(ctx, args.only, args.reason, args.wait).await,
+        Some(BackupCommand::List) => list(ctx),
+        Some(BackupCommand::Verify { id, latest: _, deep }) => verify(ctx, id, deep),
+        Some(BackupCommand::Prune { dry_run }) => {
+            let project = ctx.project()?;
+            let _lock = lock::acquire(&project.dir.join(".pricescan"), "backup prune", None).await?;
+            prune(ctx, &project, dry_run)
+        }
+    }
+}
+
+pub fn reason_word(reason: BackupReason) -> &'static str {
+    match reason {
+        BackupReason::Nightly => "nightly",
+        BackupReason::PreDeploy => "pre-deploy",
+        BackupReason::Manual => "manual",
+        BackupReason::PreRestore => "pre-restore",
+    }
+}
+
+pub fn parts(only: Option<BackupPart>) -> Vec<Part> {
+    match only {
+        Some(BackupPart::Mysql) => vec![Part::Mysql],
+        Some(BackupPart::Redis) => vec![Part::Redis],
+        None => vec![Part::Mysql, Part::Redis],
+    }
+}
+
+async fn take(
+    ctx: &mut Context,
+    only: Option<BackupPart>,
+    reason: BackupReason,
+    wait: Option<std::time::Duration>,
+) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    let engine = ctx.engine().await?;
+    let _lock = lock::acquire(&project.dir.join(".pricescan"), "backup", wait).await?;
+    let attempt = chrono::Utc::now();
+    let result = backup::take(&engine, &project, reason_word(reason), &parts(only), &ctx.printer).await;
+    write_metrics(&project, attempt, result.as_ref().ok());
+    let manifest = result?;
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::to_value(&manifest).context(|| "cannot encode the manifest".into())?);
+    } else {
+        let size: u64 = manifest.files.iter().map(|f| f.size).sum();
+        let rows: u64 = manifest.row_counts.values().sum();
+        ctx.printer.info(&format!(
+            "backup {}: {} in {:.1}s, {rows} rows in {} tables",
+            manifest.id,
+            human_bytes(size),
+            manifest.duration_s,
+            manifest.row_counts.len()
+        ));
+    }
+    // Retention only after a successful backup.
+    prune(ctx, &project, false)?;
+    Ok(ExitStatus::Success)
+}
+
+/// Prometheus textfile metrics, written atomically, when METRICS_TEXTFILE_DIR is set.
+fn write_metrics(project: &Project, attempt: chrono::DateTime<chrono::Utc>, done: Option<&backup::Manifest>) {
+    let Some(dir) = project.env.get("METRICS_TEXTFILE_DIR").filter(|d| !d.is_empty()) else {
+        return;
+    };
+    let path =
+        crate::stack::resolve_path(&project.dir, std::path::Path::new(&dir)).join("pricescan_backup.prom");
+    let previous = std::fs::read_to_string(&path).unwrap_or_default();
+    let keep = |name: &str| previous.lines().find(|l| l.starts_with(name)).map(str::to_string);
+    let mut lines = vec![format!(
+        "pricescan_backup_last_attempt_timestamp_seconds {}",
+        attempt.timestamp()
+    )];
+    match done {
+        Some(m) => {
+            lines.push(format!(
+                "pricescan_backup_last_success_timestamp_seconds {}",
+                chrono::Utc::now().timestamp()
+            ));
+            lines.push(format!("pricescan_backup_last_duration_seconds {}", m.duration_s));
+            lines.push(format!(
+                "pricescan_backup_last_size_bytes {}",
+                m.files.iter().map(|f| f.size).sum::<u64>()
+            ));
+        }
+        None => {
+            lines.extend(
+                [
+                    "pricescan_backup_last_success_timestamp_seconds",
+                    "pricescan_backup_last_duration_seconds",
+                    "pricescan_backup_last_size_bytes",
+                ]
+                .into_iter()
+                .filter_map(keep),
+            );
+        }
+    }
+    let text = lines.join("\n") + "\n";
+    let _ = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644);
+}
+
+fn list(ctx: &mut Context) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    let all = backups::list(&backup::backup_root(&project))?;
+    let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
+    let now = chrono::Utc::now();
+    if ctx.printer.is_json() {
+        let items: Vec<serde_json::Value> = all
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "id": b.id, "partial": b.partial, "size_bytes": b.size,
+                    "manifest": b.manifest, "kept_because": decisions.get(&b.id),
+                })
+            })
+            .collect();
+        ctx.printer.json(&serde_json::json!(items));
+        return Ok(ExitStatus::Success);
+    }
+    let rows = all
+        .iter()
+        .rev()
+        .map(|b| {
+            let m = b.manifest.as_ref();
+            let age = m
+                .and_then(|m| chrono::DateTime::parse_from_rfc3339(&m.started_at).ok())
+                .map_or("-".into(), |t| {
+                    human_age((now - t.with_timezone(&chrono::Utc)).num_seconds().max(0) as u64)
+                });
+            let status = match (b.partial, m) {
+                (true, _) => "leftover .partial (interrupted; safe to delete)".to_string(),
+                (false, Some(m)) => m.status.clone(),
+                (false, None) => "no valid manifest".into(),
+            };
+            let kept = match decisions.get(&b.id) {
+                Some(r) if !r.is_empty() => "kept".to_string(),
+                Some(_) => "pruned next".into(),
+                None => "-".into(),
+            };
+            vec![
+                b.id.clone(),
+                m.map_or("-".into(), |m| m.reason.clone()),
+                age,
+                human_bytes(b.size),
+                status,
+                m.and_then(|m| m.verified_at.clone())
+                    .unwrap_or_else(|| "never".into()),
+                kept,
+            ]
+        })
+        .collect();
+    ctx.printer.table(
+        &["ID", "REASON", "AGE", "SIZE", "STATUS", "VERIFIED", "RETENTION"],
+        rows,
+    );
+    Ok(ExitStatus::Success)
+}
+
+pub fn find(project: &Project, id: Option<&str>) -> Result<OnDisk> {
+    let all = backups::list(&backup::backup_root(project))?;
+    let complete = all.into_iter().filter(|b| b.manifest.is_some());
+    let found = match id {
+        Some(id) => complete.into_iter().find(|b| b.id == id),
+        None => complete.max_by(|a, b| a.id.cmp(&b.id)),
+    };
+    found.ok_or_else(|| {
+        CtlError::usage(format!("no backup {}", id.unwrap_or("exists yet")))
+            .hint("`pricescan-ctl backup list` shows the backups")
+    })
+}
+
+fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    let b = find(&project, id.as_deref())?;
+    if deep {
+        return Err(CtlError::failure("backup verify --deep: not implemented yet")
+            .hint("arrives with the rest of issue #5"));
+    }
+    let problems = backups::problems(&b);
+    if problems.is_empty() {
+        backups::mark_verified(&b)?;
+        ctx.printer.info(&format!(
+            "backup {}: good (hashes, zstd stream, dump footer, RDB magic)",
+            b.id
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    let mut err = CtlError::failure(format!("backup {} is damaged", b.id));
+    for p in problems {
+        err = err.cause(p);
+    }
+    Err(err.hint("restore from another backup; `pricescan-ctl backup list` shows them"))
+}
+
+fn prune(ctx: &Context, project: &Project, dry_run: bool) -> Result<ExitStatus> {
+    let all = backups::list(&backup::backup_root(project))?;
+    let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
+    for b in all.iter().filter(|b| b.manifest.is_some()) {
+        let reasons = decisions.get(&b.id).cloned().unwrap_or_default();
+        match (reasons.is_empty(), dry_run) {
+            (false, _) => {
+                if dry_run {
+                    ctx.printer
+                        .info(&format!("keep   {}  ({})", b.id, reasons.join(", ")));
+                }
+            }
+            (true, true) => ctx
+                .printer
+                .info(&format!("remove {}  (no retention rule keeps it)", b.id)),
+            (true, false) => {
+                std::fs::remove_dir_all(&b.path).context(|| format!("cannot remove {}", b.path.display()))?;
+                ctx.printer.info(&format!("pruned {}", b.id));
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,258 @@
+//! Moving data in and out of containers: streaming an exec's stdout (a dump), feeding an
+//! exec's stdin (a restore), and files through the archive API. Memory stays flat: bytes
+//! pass through in the engine's chunks.
+
+use super::{Engine, engine_error};
+use crate::error::{CtlError, Result};
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::{DownloadFromContainerOptionsBuilder, UploadToContainerOptionsBuilder};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+/// A running exec whose stdout is read as a stream; stderr is collected (bounded).
+pub struct ExecStream {
+    exec_id: String,
+    output: Pin<Box<dyn Stream<Item = std::result::Result<LogOutput, bollard::errors::Error>> + Send>>,
+    pub stderr: String,
+}
+
+/// Most stderr an exec may print before the rest is dropped (it is for error messages).
+const STDERR_LIMIT: usize = 64 * 1024;
+
+impl ExecStream {
+    /// The next stdout chunk; stderr chunks are kept aside. None at the end.
+    pub async fn next_stdout(&mut self) -> Result<Option<Bytes>> {
+        while let Some(item) = self.output.next().await {
+            match item.map_err(|e| engine_error("the exec stream broke", e))? {
+                LogOutput::StdErr { message } => {
+                    if self.stderr.len() < STDERR_LIMIT {
+                        self.stderr.push_str(&String::from_utf8_lossy(&message));
+                    }
+                }
+                other => return Ok(Some(other.into_bytes())),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The exit code, once the stream has ended.
+    pub async fn exit_code(&self, engine: &Engine) -> Result<i64> {
+        let inspect = engine
+            .docker
+            .inspect_exec(&self.exec_id)
+            .await
+            .map_err(|e| engine_error("cannot inspect the exec", e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
+    }
+}
+
+fn exec_options(cmd: &[&str], stdin: bool) -> CreateExecOptions<String> {
+    CreateExecOptions {
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        attach_stdin: Some(stdin),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        ..Default::default()
+    }
+}
+
+impl Engine {
+    /// Starts `cmd` in the container and returns its output as a stream.
+    pub async fn exec_stream(&self, id: &str, cmd: &[&str]) -> Result<ExecStream> {
+        let what = || format!("cannot run {} in {id}", cmd.first().unwrap_or(&""));
+        let exec = self
+            .docker
+            .create_exec(id, exec_options(cmd, false))
+            .await
+            .map_err(|e| engine_error(&what(), e))?;
+        match self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| engine_error(&what(), e))?
+        {
+            StartExecResults::Attached { output, .. } => Ok(ExecStream {
+                exec_id: exec.id,
+                output,
+                stderr: String::new(),
+            }),
+            StartExecResults::Detached => Err(CtlError::failure(what()).cause("the exec detached")),
+        }
+    }
+
+    /// Runs `cmd` with `input` on its stdin; returns (exit code, stdout, stderr).
+    pub async fn exec_with_input(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        mut input: impl AsyncRead + Unpin,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(i64, String, String)> {
+        let what = || format!("cannot run {} in {id}", cmd.first().unwrap_or(&""));
+        let exec = self
+            .docker
+            .create_exec(id, exec_options(cmd, true))
+            .await
+            .map_err(|e| engine_error(&what(), e))?;
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| engine_error(&what(), e))?
+        else {
+            return Err(CtlError::failure(what()).cause("the exec detached"));
+        };
+        // Read the output while writing the input, or a chatty command could block on a full pipe.
+        let reader = async {
+            let (mut out, mut err) = (String::new(), String::new());
+            while let Some(item) = output.next().await {
+                match item {
+                    Ok(LogOutput::StdErr { message }) if err.len() < STDERR_LIMIT => {
+                        err.push_str(&String::from_utf8_lossy(&message))
+                    }
+                    Ok(other) if out.len() < STDERR_LIMIT => {
+                        out.push_str(&String::from_utf8_lossy(&other.into_bytes()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Err(engine_error(&what(), e)),
+                }
+            }
+            Ok((out, err))
+        };
+        let writer = async {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut sent = 0u64;
+            loop {
+                let n = input
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| CtlError::failure("cannot read the backup").cause(e))?;
+                if n == 0 {
+                    break;
+                }
+                stdin
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(|e| CtlError::failure(what()).cause(e))?;
+                sent += n as u64;
+                progress(sent);
+            }
+            stdin
+                .shutdown()
+                .await
+                .map_err(|e| CtlError::failure(what()).cause(e))?;
+            Ok::<_, CtlError>(())
+        };
+        let (written, read) = tokio::join!(writer, reader);
+        written?;
+        let (out, err) = read?;
+        let inspect = self
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| engine_error(&what(), e))?;
+        Ok((inspect.exit_code.unwrap_or(-1), out, err))
+    }
+
+    /// A path in the container as a tar stream (the archive API).
+    pub fn download(&self, id: &str, path: &str) -> impl Stream<Item = Result<Bytes>> + use<> {
+        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let what = format!("cannot copy {path} out of {id}");
+        self.docker
+            .download_from_container(id, Some(options))
+            .map(move |r| r.map_err(|e| engine_error(&what, e)))
+    }
+
+    /// Extracts a tar archive into `dir` of the container; works on a stopped container.
+    pub async fn upload(&self, id: &str, dir: &str, tar: Bytes) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(|e| engine_error(&format!("cannot copy into {dir} of {id}"), e))
+    }
+}
+
+impl Engine {
+    /// Runs `cmd` in a one-off container of `image` with `volume` mounted at `target` and no
+    /// network, waits for it and removes it; returns its exit code.
+    pub async fn run_oneoff(
+        &self,
+        project: &str,
+        image: &str,
+        cmd: &[&str],
+        volume: &str,
+        target: &str,
+    ) -> Result<i64> {
+        use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+        use bollard::query_parameters::{CreateContainerOptionsBuilder, WaitContainerOptionsBuilder};
+        let labels = std::collections::HashMap::from([
+            (super::labels::PROJECT.to_string(), project.to_string()),
+            (super::labels::ONEOFF.to_string(), "True".to_string()),
+            (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
+        ]);
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            cmd: Some(Vec::new()),
+            user: Some("0".into()),
+            labels: Some(labels),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(volume.to_string()),
+                    target: Some(target.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!("{project}-oneoff-{}", std::process::id());
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error("cannot create a helper container", e))?;
+        let result = async {
+            self.start(&created.id).await?;
+            let mut wait = std::pin::pin!(
+                self.docker
+                    .wait_container(&created.id, Some(WaitContainerOptionsBuilder::default().build()))
+            );
+            match wait.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+                Some(Err(e)) => Err(engine_error("the helper container failed", e)),
+                None => Ok(-1),
+            }
+        }
+        .await;
+        let _ = self.remove(&created.id).await;
+        result
+    }
+
+    /// Like `upload`, from a stream of tar bytes (constant memory for large files).
+    pub async fn upload_stream(
+        &self,
+        id: &str,
+        dir: &str,
+        tar: impl Stream<Item = std::result::Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> Result<()> {
+        let options = UploadToContainerOptionsBuilder::default().path(dir).build();
+        self.docker
+            .upload_to_container(id, Some(options), bollard::body_try_stream(tar))
+            .await
+            .map_err(|e| engine_error(&format!("cannot copy into {dir} of {id}"), e))
+    }
+}

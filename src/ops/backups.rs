@@ -1,0 +1,188 @@
+//! Backups on disk: listing, verifying (hashes, zstd stream and footer, RDB magic) and
+//! pruning with the retention policy. Only directories with a valid manifest are ever
+//! considered for removal.
+
+use super::backup::{DUMP_FILE, FOOTER, MANIFEST, Manifest, RDB_FILE, SUMS, write_manifest};
+use crate::error::{CtlError, Result};
+use crate::stack::retention::{Candidate, Policy};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct OnDisk {
+    pub id: String,
+    pub path: PathBuf,
+    /// None for a leftover `.partial` directory or one whose manifest does not parse.
+    pub manifest: Option<Manifest>,
+    pub partial: bool,
+    pub size: u64,
+}
+
+/// Backups and leftovers under `root`, oldest first.
+pub fn list(root: &Path) -> Result<Vec<OnDisk>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(CtlError::failure(format!("cannot list {}", root.display())).cause(e)),
+    };
+    let mut out: Vec<OnDisk> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let partial = name.starts_with('.') && name.ends_with(".partial");
+            let id = name
+                .trim_start_matches('.')
+                .trim_end_matches(".partial")
+                .to_string();
+            let manifest = (!partial)
+                .then(|| std::fs::read(e.path().join(MANIFEST)).ok())
+                .flatten()
+                .and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok())
+                .filter(|m| m.id == id && m.status == "complete");
+            let size = std::fs::read_dir(e.path())
+                .map(|d| {
+                    d.flatten()
+                        .filter_map(|f| f.metadata().ok())
+                        .map(|m| m.len())
+                        .sum()
+                })
+                .unwrap_or(0);
+            OnDisk {
+                id,
+                path: e.path(),
+                manifest,
+                partial,
+                size,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+pub fn policy(env: &crate::stack::Environment) -> Policy {
+    let d = Policy::default();
+    let n = |key: &str, default: usize| {
+        env.get(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    Policy {
+        last: n("BACKUP_KEEP_LAST", d.last),
+        daily: n("BACKUP_KEEP_DAILY", d.daily),
+        weekly: n("BACKUP_KEEP_WEEKLY", d.weekly),
+        monthly: n("BACKUP_KEEP_MONTHLY", d.monthly),
+        pre_deploy: n("BACKUP_KEEP_PRE_DEPLOY", d.pre_deploy),
+    }
+}
+
+pub fn candidates(backups: &[OnDisk]) -> Vec<Candidate> {
+    backups
+        .iter()
+        .filter_map(|b| {
+            let m = b.manifest.as_ref()?;
+            let time = chrono::DateTime::parse_from_rfc3339(&m.started_at)
+                .ok()?
+                .with_timezone(&chrono::Utc);
+            Some(Candidate {
+                id: b.id.clone(),
+                time,
+                pre_deploy: m.reason == "pre-deploy",
+                verified: m.verified_at.is_some(),
+            })
+        })
+        .collect()
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex::encode(hash.finalize()));
+        }
+        hash.update(&buf[..n]);
+    }
+}
+
+/// Everything wrong with a backup; empty when it is sound. Reads every byte once or twice,
+/// in constant memory.
+pub fn problems(b: &OnDisk) -> Vec<String> {
+    let Some(m) = &b.manifest else {
+        return vec!["no valid manifest.json".into()];
+    };
+    let mut found = Vec::new();
+    let sums = std::fs::read_to_string(b.path.join(SUMS)).unwrap_or_default();
+    for f in &m.files {
+        let path = b.path.join(&f.name);
+        match (std::fs::metadata(&path), sha256_file(&path)) {
+            (Ok(meta), Ok(hash)) => {
+                if meta.len() != f.size {
+                    found.push(format!(
+                        "{}: size {} but the manifest says {}",
+                        f.name,
+                        meta.len(),
+                        f.size
+                    ));
+                }
+                if hash != f.sha256 || !sums.contains(&format!("{hash}  {}", f.name)) {
+                    found.push(format!(
+                        "{}: SHA-256 does not match SHA256SUMS and the manifest",
+                        f.name
+                    ));
+                }
+            }
+            _ => found.push(format!("{}: missing or unreadable", f.name)),
+        }
+    }
+    if m.files.iter().any(|f| f.name == DUMP_FILE)
+        && let Err(e) = check_dump(&b.path.join(DUMP_FILE))
+    {
+        found.push(format!("{DUMP_FILE}: {e}"));
+    }
+    if m.files.iter().any(|f| f.name == RDB_FILE) {
+        let mut magic = [0u8; 5];
+        let ok = std::fs::File::open(b.path.join(RDB_FILE))
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .is_ok();
+        if !ok || &magic != b"REDIS" {
+            found.push(format!("{RDB_FILE}: not a Redis RDB file"));
+        }
+    }
+    found
+}
+
+/// Decodes the whole zstd stream (frame checksums included) and checks the dump's footer.
+fn check_dump(path: &Path) -> std::result::Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut decoder = zstd::stream::read::Decoder::new(file).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut tail: Vec<u8> = Vec::new();
+    loop {
+        let n = decoder
+            .read(&mut buf)
+            .map_err(|e| format!("the compressed stream is damaged ({e})"))?;
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[n.saturating_sub(256)..n]);
+        tail.drain(..tail.len().saturating_sub(256));
+    }
+    match String::from_utf8_lossy(&tail).contains(FOOTER) {
+        true => Ok(()),
+        false => Err(format!("the dump does not end with \"{FOOTER}\"")),
+    }
+}
+
+/// Records a successful verification in the manifest (atomically).
+pub fn mark_verified(b: &OnDisk) -> Result<()> {
+    let Some(mut m) = b.manifest.clone() else {
+        return Ok(());
+    };
+    m.verified_at = Some(chrono::Utc::now().to_rfc3339());
+    write_manifest(&b.path, &m)
+}
