@@ -172,7 +172,7 @@ fn big_dump_lock_kill_damage_and_retention() {
     // MySQL killed in the middle of a dump: a failure, no new backup, no leftovers, and the
     // older backups untouched.
     let before = backups(&p);
-    let mut b = p
+    let b = p
         .cmd(&["backup", "--only", "mysql"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
