@@ -80,6 +80,16 @@ fn round_trip_restores_rows_and_keys_exactly() {
     }
     let verified = p.ok(&["backup", "verify", &id]);
     assert!(verified.stdout.contains("good"), "{}", verified.all());
+    let deep = p.ok(&["backup", "verify", "--deep", &id]);
+    assert!(deep.stdout.contains("matching row counts"), "{}", deep.all());
+    let leftovers = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("name={}-verify", p.name)])
+        .output()
+        .unwrap();
+    assert!(
+        leftovers.stdout.is_empty(),
+        "the throwaway verify container was left behind"
+    );
 
     // Change, delete and add data, then restore.
     p.sql("DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed' WHERE id = 2; INSERT INTO items VALUES (4, 'new', NULL); CREATE TABLE later (y INT)");

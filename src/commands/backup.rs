@@ -14,7 +14,7 @@ pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
     match args.command {
         None => take(ctx, args.only, args.reason, args.wait).await,
         Some(BackupCommand::List) => list(ctx),
-        Some(BackupCommand::Verify { id, latest: _, deep }) => verify(ctx, id, deep),
+        Some(BackupCommand::Verify { id, latest: _, deep }) => verify(ctx, id, deep).await,
         Some(BackupCommand::Prune { dry_run }) => {
             let project = ctx.project()?;
             let _lock = lock::acquire(&project.dir.join(".pricescan"), "backup prune", None).await?;
@@ -183,20 +183,23 @@ pub fn find(project: &Project, id: Option<&str>) -> Result<OnDisk> {
     })
 }
 
-fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<ExitStatus> {
+async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let b = find(&project, id.as_deref())?;
-    if deep {
-        return Err(CtlError::failure("backup verify --deep: not implemented yet")
-            .hint("arrives with the rest of issue #5"));
+    let mut problems = backups::problems(&b);
+    if deep && problems.is_empty() {
+        let engine = ctx.engine().await?;
+        problems = backups::deep_check(&engine, &project.name, &b).await?;
     }
-    let problems = backups::problems(&b);
     if problems.is_empty() {
         backups::mark_verified(&b)?;
-        ctx.printer.info(&format!(
-            "backup {}: good (hashes, zstd stream, dump footer, RDB magic)",
-            b.id
-        ));
+        let what = match deep {
+            true => {
+                "hashes, zstd stream, dump footer, RDB magic; loaded into a throwaway MySQL with matching row counts"
+            }
+            false => "hashes, zstd stream, dump footer, RDB magic",
+        };
+        ctx.printer.info(&format!("backup {}: good ({what})", b.id));
         return Ok(ExitStatus::Success);
     }
     let mut err = CtlError::failure(format!("backup {} is damaged", b.id));

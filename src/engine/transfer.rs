@@ -256,3 +256,39 @@ impl Engine {
             .map_err(|e| engine_error(&format!("cannot copy into {dir} of {id}"), e))
     }
 }
+
+impl Engine {
+    /// A throwaway container of `image` with no network (loopback only), for a deep verify.
+    /// The caller removes it with `remove`.
+    pub async fn create_isolated(&self, project: &str, image: &str, env: Vec<String>) -> Result<String> {
+        use bollard::models::{ContainerCreateBody, HostConfig};
+        use bollard::query_parameters::CreateContainerOptionsBuilder;
+        let labels = std::collections::HashMap::from([
+            (super::labels::PROJECT.to_string(), project.to_string()),
+            (super::labels::ONEOFF.to_string(), "True".to_string()),
+            (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
+        ]);
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            env: Some(env),
+            labels: Some(labels),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let name = format!("{project}-verify-{}", std::process::id());
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error("cannot create the verify container", e))?;
+        if let Err(e) = self.start(&created.id).await {
+            let _ = self.remove(&created.id).await;
+            return Err(e);
+        }
+        Ok(created.id)
+    }
+}

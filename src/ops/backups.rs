@@ -186,3 +186,83 @@ pub fn mark_verified(b: &OnDisk) -> Result<()> {
     m.verified_at = Some(chrono::Utc::now().to_rfc3339());
     write_manifest(&b.path, &m)
 }
+
+/// `verify --deep`: loads the dump into a throwaway MySQL of the same image, with no
+/// network, and compares every table's row count with the manifest. The container is
+/// removed whatever happens.
+pub async fn deep_check(engine: &crate::engine::Engine, project: &str, b: &OnDisk) -> Result<Vec<String>> {
+    let Some(m) = &b.manifest else {
+        return Ok(vec!["no valid manifest.json".into()]);
+    };
+    let Some(image) = m.images.get(super::backup::MYSQL_SERVICE) else {
+        return Ok(vec!["the backup holds no MySQL dump".into()]);
+    };
+    let env = vec![
+        format!("MYSQL_ROOT_PASSWORD={}", crate::stack::envfile::generate_secret()),
+        format!(
+            "MYSQL_DATABASE={}",
+            m.database.clone().unwrap_or_else(|| "pricescan".into())
+        ),
+    ];
+    let id = engine.create_isolated(project, image, env).await?;
+    let result = load_and_count(engine, &id, b, m).await;
+    let _ = engine.remove(&id).await;
+    result
+}
+
+async fn load_and_count(
+    engine: &crate::engine::Engine,
+    id: &str,
+    b: &OnDisk,
+    m: &Manifest,
+) -> Result<Vec<String>> {
+    // Over TCP: the image's first-start server listens on the socket only, so TCP answers
+    // once initialisation is over.
+    let login = "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let probe = engine
+            .exec(id, &["sh", "-c", &format!("{login} -e 'SELECT 1'")])
+            .await?;
+        if probe.exit_code == 0 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(
+                CtlError::failure("the verify container's MySQL did not start").cause(probe.stderr.trim())
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let file = tokio::fs::File::open(b.path.join(DUMP_FILE))
+        .await
+        .map_err(|e| CtlError::failure("cannot open the dump").cause(e))?;
+    let decoder = async_compression::tokio::bufread::ZstdDecoder::new(tokio::io::BufReader::with_capacity(
+        1 << 20,
+        file,
+    ));
+    let (code, _, stderr) = engine
+        .exec_with_input(
+            id,
+            &["sh", "-c", &login.replace(" mysql ", " exec mysql ")],
+            decoder,
+            |_| {},
+        )
+        .await?;
+    if code != 0 {
+        return Ok(vec![format!("the dump does not load: {}", stderr.trim())]);
+    }
+    let db = m.database.clone().unwrap_or_default();
+    let mut found = Vec::new();
+    for (table, expected) in &m.row_counts {
+        let q = format!("{login} -N -B -e 'SELECT COUNT(*) FROM `{db}`.`{table}`'");
+        let out = engine.exec(id, &["sh", "-c", &q]).await?;
+        if out.stdout.trim().parse::<u64>().ok() != Some(*expected) {
+            found.push(format!(
+                "{table}: {} rows after loading, the manifest says {expected}",
+                out.stdout.trim()
+            ));
+        }
+    }
+    Ok(found)
+}
