@@ -23,6 +23,7 @@ raw_sql=$(zstd -dc backups/*/mysql.sql.zst | wc -c)
 read -r t_cli m_cli < <(timed sh -c "docker exec $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysqldump -uroot -h127.0.0.1 $flags --databases pricescan' | zstd -3 -q > /tmp/bench-dump.sql.zst")
 id=$(ls backups | head -1)
 read -r r_ours rm_ours < <(timed "$bin" restore "$id" --only mysql --yes)
+load_only=$("$bin" -v restore "$id" --only mysql --yes 2>&1 | sed -n 's/.*loading took \([0-9.]*\)s.*/\1/p')
 read -r r_cli rm_cli < <(timed sh -c "zstd -dc /tmp/bench-dump.sql.zst | docker exec -i $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysql -uroot -h127.0.0.1'")
 rm -f /tmp/bench-dump.sql.zst
 
@@ -31,4 +32,5 @@ printf '%-44s %9s %14s %8.2f\n' "pricescan-ctl backup --only mysql" "$t_ours" "$
 printf '%-44s %9s %14s %8s\n' "docker exec mysqldump | zstd -3" "$t_cli" "$m_cli (docker)" 1
 printf '%-44s %9s %14s %8.2f\n' "pricescan-ctl restore --only mysql" "$r_ours" "$rm_ours" "$(ratio "$r_ours" "$r_cli")"
 printf '%-44s %9s %14s %8s\n' "zstd -dc | docker exec -i mysql" "$r_cli" "$rm_cli (docker)" 1
+printf '%-44s %9s %14s %8.2f\n' "  of which loading the dump" "$load_only" "" "$(ratio "$load_only" "$r_cli")"
 echo "(restore includes its pre-restore backup, the hash check and the row-count check)"

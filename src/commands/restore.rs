@@ -45,7 +45,12 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     confirm(&project, &b, &wanted, args.yes)?;
     let engine = ctx.engine().await?;
     let _lock = lock::acquire(&project.dir.join(".pricescan"), "restore", None).await?;
+    let clock = std::time::Instant::now();
     let safety = backup::take(&engine, &project, "pre-restore", &wanted, &ctx.printer).await?;
+    ctx.printer.debug(&format!(
+        "pre-restore backup took {:.2}s",
+        clock.elapsed().as_secs_f64()
+    ));
     ctx.printer.info(&format!("pre-restore backup: {}", safety.id));
     let containers = engine.project_containers(&project.name).await?;
     let api: Vec<&ContainerInfo> = containers
@@ -56,7 +61,10 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         engine.stop(&c.id, None).await?;
     }
     ctx.printer.info("stopped the API");
+    let clock = std::time::Instant::now();
     let loaded = load(&engine, &project, &containers, &b, &wanted).await;
+    ctx.printer
+        .debug(&format!("loading took {:.2}s", clock.elapsed().as_secs_f64()));
     for c in &api {
         engine.start(&c.id).await?;
         let _ = wait::until(&engine, &c.id, Goal::Ready, READY_TIMEOUT, &mut |_| {}).await?;
