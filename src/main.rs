@@ -17,7 +17,12 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code() as u8);
         }
     };
+    // deploy handles Ctrl-C itself all the way (it must put the old release back first).
+    let own_interrupts = matches!(cli.command, pricescan_ctl::cli::Command::Deploy(_));
     let outcome = runtime.block_on(async {
+        if own_interrupts {
+            return Some(pricescan_ctl::commands::run(cli).await);
+        }
         tokio::select! {
             // The command first: one that handles Ctrl-C itself (logs ends with exit 0)
             // gets to finish on the same signal.

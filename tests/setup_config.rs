@@ -353,7 +353,7 @@ fn engine_socket_without_permission_exits_69_with_a_hint() {
 #[test]
 fn unimplemented_commands_fail_honestly() {
     let p = TestProject::new("pending");
-    assert_fails(&p.run(&["deploy"]), 1, &["not implemented yet"]);
+    assert_fails(&p.run(&["deploy", "--build", "."]), 1, &["not implemented yet"]);
 }
 
 #[test]

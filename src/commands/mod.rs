@@ -4,6 +4,7 @@
 mod backup;
 mod completions;
 mod config;
+mod deploy;
 mod logs;
 mod monitor;
 mod restart;
@@ -15,7 +16,7 @@ mod stop;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::engine::Engine;
-use crate::error::{CtlError, ExitStatus, Result};
+use crate::error::{ExitStatus, Result};
 use crate::output::Printer;
 use crate::stack::{Project, ProjectOptions};
 
@@ -42,7 +43,8 @@ impl Context {
 
     /// Loads the project, shows its warnings, and teaches the printer its secrets.
     pub fn project(&mut self) -> Result<Project> {
-        let project = Project::load(&self.project_options())?;
+        let mut project = Project::load(&self.project_options())?;
+        crate::ops::release::apply_current(&mut project);
         for warning in &project.warnings {
             self.printer.warn(warning);
         }
@@ -80,12 +82,6 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Monitor(args) => monitor::run(ctx, args).await,
         Command::Backup(args) => backup::run(ctx, args).await,
         Command::Restore(args) => restore::run(ctx, args).await,
-        Command::Deploy(_) => not_yet("deploy", 6),
+        Command::Deploy(args) => deploy::run(ctx, args).await,
     }
-}
-
-/// Commands whose issue has not landed: a clear failure, never a fake success.
-fn not_yet(command: &str, issue: u32) -> Result<ExitStatus> {
-    Err(CtlError::failure(format!("{command}: not implemented yet"))
-        .hint(format!("this command arrives with issue #{issue}")))
 }

@@ -69,6 +69,11 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         engine.start(&c.id).await?;
         let _ = wait::until(&engine, &c.id, Goal::Ready, READY_TIMEOUT, &mut |_| {}).await?;
     }
+    if !api.is_empty() {
+        // The API came back with new addresses; Nginx must look them up again.
+        let fresh = engine.project_containers(&project.name).await?;
+        crate::ops::nginx::refresh(&engine, crate::ops::nginx::running_nginx(&fresh)).await?;
+    }
     ctx.printer.info("started the API");
     loaded.map_err(|e| e.hint(format!("the data from before is in backup {}", safety.id)))?;
     if wanted.contains(&Part::Mysql) {

@@ -151,3 +151,22 @@ impl Engine {
         }
     }
 }
+
+impl Engine {
+    /// Removes an image that no container uses any more; an image still in use is kept.
+    pub async fn remove_image_if_unused(&self, reference: &str) -> Result<bool> {
+        match self
+            .docker
+            .remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if conflict(&e) || not_found(&e) => Ok(false),
+            Err(e) => Err(engine_error(&format!("cannot remove image {reference}"), e)),
+        }
+    }
+}

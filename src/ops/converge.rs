@@ -142,7 +142,10 @@ impl Converger<'_> {
         if super::is_start_first(self.project, service) {
             // At rest the upstream names the service, which resolves to its one running
             // container for us and for docker-compose alike. A no-op when it already does.
-            nginx::point_upstream(self.engine, self.project, nginx.as_ref(), service).await?;
+            let changed = nginx::point_upstream(self.engine, self.project, nginx.as_ref(), service).await?;
+            if !changed && action != Action::UpToDate {
+                nginx::refresh(self.engine, nginx.as_ref()).await?;
+            }
         }
         let secs = started.elapsed().as_secs_f64();
         self.board

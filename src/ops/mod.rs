@@ -5,10 +5,12 @@
 pub mod backup;
 pub mod backups;
 pub mod converge;
+pub mod deploy;
 pub mod lock;
 pub mod loglines;
 pub mod monitor;
 pub mod nginx;
+pub mod release;
 pub mod resources;
 pub mod sqlcount;
 pub mod status;

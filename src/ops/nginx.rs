@@ -58,10 +58,28 @@ pub async fn point_upstream(
         return Ok(false);
     }
     fsutil::write_atomic(&path, wanted.as_bytes(), 0o644)?;
+    reload_or_restore(engine, nginx, &path, previous).await
+}
+
+/// Makes a running Nginx resolve its upstream again. Nginx resolves names only when it
+/// loads its configuration, and a container that was started again may have a new address.
+pub async fn refresh(engine: &Engine, nginx: Option<&ContainerInfo>) -> Result<()> {
+    match nginx {
+        Some(n) => reload(engine, &n.id).await,
+        None => Ok(()),
+    }
+}
+
+async fn reload_or_restore(
+    engine: &Engine,
+    nginx: Option<&ContainerInfo>,
+    path: &std::path::Path,
+    previous: Option<String>,
+) -> Result<bool> {
     let Some(nginx) = nginx else { return Ok(true) };
     if let Err(e) = reload(engine, &nginx.id).await {
         if let Some(old) = previous {
-            fsutil::write_atomic(&path, old.as_bytes(), 0o644)?;
+            fsutil::write_atomic(path, old.as_bytes(), 0o644)?;
         }
         return Err(e);
     }

@@ -1,0 +1,240 @@
+//! `deploy`, `deploy history` and `deploy rollback`: a new API release without downtime,
+//! undone by itself when it fails (exit 4), recorded in `.pricescan/releases.jsonl`.
+
+use super::Context;
+use super::backup::{parts, reason_word};
+use crate::cli::{BackupReason, DeployArgs, DeployCommand};
+use crate::error::{Context as _, CtlError, ExitStatus, Result};
+use crate::ops::deploy::{self, Outcome, Plan};
+use crate::ops::release::{self, API_SERVICE, Release};
+use crate::ops::{backup, lock};
+use crate::stack::Project;
+use futures_util::StreamExt;
+
+pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
+    match args.command {
+        Some(DeployCommand::History { limit }) => history(ctx, limit),
+        Some(DeployCommand::Rollback { release: target }) => {
+            let project = ctx.project()?;
+            let target = rollback_target(&project, target.as_deref())?;
+            let deploy = DeployArgs {
+                command: None,
+                image: Some(target.image.clone()),
+                no_backup: true,
+                ..args
+            };
+            release(ctx, project, deploy, "rollback").await
+        }
+        None => {
+            if args.build.is_some() {
+                return Err(CtlError::failure("deploy --build: not implemented yet")
+                    .hint("build the image and pass --image REF"));
+            }
+            if args.migrate.is_some() {
+                return Err(CtlError::failure("deploy --migrate: not implemented yet")
+                    .hint("run the migration before deploying"));
+            }
+            let project = ctx.project()?;
+            release(ctx, project, args, "deploy").await
+        }
+    }
+}
+
+/// The named release, or the one before the current (or, for the first release, the image
+/// that served before it).
+fn rollback_target(project: &Project, named: Option<&str>) -> Result<Release> {
+    let all = release::history(project);
+    let good: Vec<&Release> = all.iter().filter(|r| r.result == "succeeded").collect();
+    let found = match named {
+        Some(id) => good.iter().find(|r| r.id == id).map(|r| (*r).clone()),
+        None => good.last().and_then(|current| {
+            let earlier = good
+                .iter()
+                .rev()
+                .find(|r| r.image != current.image)
+                .map(|r| (*r).clone());
+            earlier.or_else(|| {
+                let image = current.previous_image.clone()?;
+                Some(Release {
+                    image,
+                    ..(*current).clone()
+                })
+            })
+        }),
+    };
+    found.ok_or_else(|| {
+        CtlError::usage(format!(
+            "no release {} to roll back to",
+            named.unwrap_or("before the current one")
+        ))
+        .hint("`pricescan-ctl deploy history` lists the releases")
+    })
+}
+
+async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &str) -> Result<ExitStatus> {
+    let engine = ctx.engine().await?;
+    let _lock = lock::acquire(&project.dir.join(".pricescan"), kind, args.wait_lock).await?;
+    let image = args
+        .image
+        .clone()
+        .or_else(|| project.service(API_SERVICE).image.clone())
+        .unwrap_or_default();
+    ensure_image(ctx, &engine, &image).await?;
+    let image_id = engine.image_id(&image).await?;
+    let containers = engine.project_containers(&project.name).await?;
+    let running =
+        crate::ops::converge::current_container(&containers, API_SERVICE).filter(|c| c.is_running());
+    if running.is_some_and(|c| Some(&c.image_id) == image_id.as_ref()) {
+        ctx.printer
+            .info(&format!("{image} is already running; nothing changed"));
+        return Ok(ExitStatus::Success);
+    }
+    let now = chrono::Utc::now();
+    let mut record = Release {
+        id: release::new_id(now),
+        kind: kind.to_string(),
+        image: image.clone(),
+        digest: image_id,
+        previous: release::current(&project).map(|r| r.id),
+        // What the running API was created from: the current release's image, or the compose file's.
+        previous_image: project.service(API_SERVICE).image.clone(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid())),
+        host: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        started_at: now.to_rfc3339(),
+        finished_at: String::new(),
+        duration_s: 0.0,
+        result: String::new(),
+        backup: None,
+        message: None,
+    };
+    if !args.no_backup {
+        let reason = reason_word(BackupReason::PreDeploy);
+        let all_parts = parts(None);
+        // Ctrl-C here drops the backup, whose guard removes its partial directory.
+        let taken = tokio::select! {
+            r = backup::take(&engine, &project, reason, &all_parts, &ctx.printer) => r,
+            _ = tokio::signal::ctrl_c() => {
+                return Err(CtlError::new(ExitStatus::Interrupted, "interrupted during the pre-deploy backup; nothing was deployed"));
+            }
+        }
+        .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
+        ctx.printer.info(&format!("pre-deploy backup: {}", taken.id));
+        record.backup = Some(taken.id);
+    }
+    let plan = Plan {
+        engine: &engine,
+        project: &project,
+        printer: &ctx.printer,
+        image,
+        release: record.id.clone(),
+        timeout: args.timeout,
+        drain: super::start::drain(&project),
+    };
+    let outcome = deploy::roll_out(&plan).await;
+    let finished = chrono::Utc::now();
+    record.finished_at = finished.to_rfc3339();
+    record.duration_s = ((finished - now).num_milliseconds() as f64) / 1000.0;
+    let (result, status) = match &outcome {
+        Ok(Outcome::Succeeded) => ("succeeded", Ok(ExitStatus::Success)),
+        Ok(Outcome::RolledBack(e)) => {
+            record.message = Some(e.what.clone());
+            let err = CtlError::new(
+                ExitStatus::RolledBack,
+                format!(
+                    "{kind} of {} failed and was rolled back; the previous release is serving",
+                    record.image
+                ),
+            )
+            .cause(&e.what);
+            ("rolled_back", Err(err))
+        }
+        Ok(Outcome::Interrupted) => (
+            "rolled_back",
+            Err(CtlError::new(
+                ExitStatus::Interrupted,
+                "interrupted; the previous release is serving",
+            )),
+        ),
+        Err(e) => {
+            record.message = Some(e.what.clone());
+            ("failed", Err(e.clone()))
+        }
+    };
+    record.result = result.to_string();
+    release::append(&project, &record)?;
+    if result == "succeeded" {
+        deploy::clean_old(&engine, &project, &release::history(&project)).await?;
+        if ctx.printer.is_json() {
+            ctx.printer
+                .json(&serde_json::to_value(&record).context(|| "cannot encode the release".into())?);
+        } else {
+            ctx.printer
+                .info(&format!("release {} ({}) is serving", record.id, record.image));
+        }
+    }
+    status
+}
+
+async fn ensure_image(ctx: &Context, engine: &crate::engine::Engine, image: &str) -> Result<()> {
+    if engine.image_exists(image).await? {
+        return Ok(());
+    }
+    let mut progress = ctx.printer.pull_progress(image);
+    let mut stream = std::pin::pin!(engine.pull_image(image));
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(e) => progress.update(e.layer.as_deref(), &e.status, e.current, e.total),
+            Err(e) => {
+                progress.finish(false);
+                return Err(e.hint("build or load the image locally, then pass --image with its name"));
+            }
+        }
+    }
+    progress.finish(true);
+    Ok(())
+}
+
+fn history(ctx: &mut Context, limit: usize) -> Result<ExitStatus> {
+    let project = ctx.project()?;
+    let mut all = release::history(&project);
+    all.reverse();
+    all.truncate(limit);
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::to_value(&all).context(|| "cannot encode the history".into())?);
+        return Ok(ExitStatus::Success);
+    }
+    let rows = all
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.kind.clone(),
+                r.image.clone(),
+                r.result.clone(),
+                r.started_at.get(..19).unwrap_or_default().replace('T', " "),
+                format!("{:.1}s", r.duration_s),
+                r.backup.clone().unwrap_or_else(|| "-".into()),
+                format!("{}@{}", r.user, r.host),
+            ]
+        })
+        .collect();
+    ctx.printer.table(
+        &[
+            "RELEASE",
+            "KIND",
+            "IMAGE",
+            "RESULT",
+            "STARTED (UTC)",
+            "TOOK",
+            "BACKUP",
+            "BY",
+        ],
+        rows,
+    );
+    Ok(ExitStatus::Success)
+}
