@@ -39,7 +39,7 @@ fn api_containers(p: &TestProject) -> Vec<(String, String)> {
             "ps",
             "-a",
             "--filter",
-            &format!("label=com.docker.compose.service=pricescan-api"),
+            "label=com.docker.compose.service=pricescan-api",
             "--filter",
         ])
         .arg(format!("label=com.docker.compose.project={}", p.name))
