@@ -316,11 +316,12 @@ impl Engine {
         }
     }
 
-    /// Removes a container. Its anonymous volumes go with it; named volumes never do.
+    /// Removes a container with its anonymous volumes (a throwaway MySQL leaves one);
+    /// named volumes, which hold the data, are never removed.
     pub async fn remove(&self, id: &str) -> Result<()> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
-            .v(false)
+            .v(true)
             .build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
