@@ -147,17 +147,74 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
 
     // A deploy while another operation holds the lock: exit 75, nothing changes.
     let before = api_containers(&p);
-    let mut holder = Command::new("flock")
-        .arg(p.file(".pricescan/operation.lock"))
-        .args(["sleep", "10"])
-        .spawn()
+    let lock_file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p.file(".pricescan/operation.lock"))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let held = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .expect("take the lock");
     let locked = p.run(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
-    let _ = holder.kill();
-    let _ = holder.wait();
+    drop(held);
     assert_eq!(locked.code, 75, "{}", locked.all());
     assert_eq!(api_containers(&p), before);
+
+    // A failing pre-deploy hook or migration stops the deploy before anything changes.
+    let before = api_containers(&p);
+    p.write(
+        "hooks/pre-deploy",
+        "#!/bin/sh\necho \"checking $PRICESCAN_IMAGE\" >&2\nexit 3\n",
+    );
+    std::fs::set_permissions(
+        p.file("hooks/pre-deploy"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let hooked = p.run(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    assert_eq!(hooked.code, 1, "{}", hooked.all());
+    assert!(
+        hooked.stderr.contains("hooks/pre-deploy failed"),
+        "{}",
+        hooked.all()
+    );
+    std::fs::remove_file(p.file("hooks/pre-deploy")).unwrap();
+    let migrated = p.run(&[
+        "deploy",
+        "--image",
+        "pricescan-test/api:v2",
+        "--no-backup",
+        "--migrate",
+        "echo migrating; exit 7",
+    ]);
+    assert_eq!(migrated.code, 1, "{}", migrated.all());
+    assert!(
+        migrated.stderr.contains("migration failed (exit 7)") && migrated.stderr.contains("migrating"),
+        "{}",
+        migrated.all()
+    );
+    assert_eq!(api_containers(&p), before);
+    assert_eq!(version(&p), "v1");
+
+    // --build: Dockerfile.prod of a small context, .dockerignore honoured, deployed.
+    p.write(
+        "ctx/Dockerfile.prod",
+        "FROM pricescan-test/api:v1\nENV APP_VERSION=v9\nCOPY . /ctx/\nRUN test ! -e /ctx/ignored.txt\n",
+    );
+    p.write("ctx/ignored.txt", "must not reach the build");
+    p.write("ctx/.dockerignore", "ignored.txt\n");
+    let (run, ok, failed) = under_load(
+        &p,
+        &[
+            "deploy",
+            "--build",
+            "ctx",
+            "--no-backup",
+            "--migrate",
+            "test -n \"$DB_HOST\"",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(ok > 100 && failed == 0, "ok {ok}, failed {failed}");
+    assert_eq!(version(&p), "v9");
 
     // The data never moved.
     assert_eq!(p.sql("SELECT COUNT(*) FROM orders"), "3");

@@ -62,7 +62,10 @@ fn tail_prefix_grep_since_and_a_large_log() {
         raw.lines().any(|l| l == "to-stderr"),
         "stderr lines are shown too:\n{raw}"
     );
-    assert!(raw.starts_with("early-1\n"), "{raw}");
+    // The engine reads stdout and stderr through separate pipes, so only the order within
+    // one output is defined.
+    let stdout: Vec<&str> = raw.lines().filter(|l| *l != "to-stderr").collect();
+    assert_eq!(stdout[..3], ["early-1", "early-2", "early-3"], "{raw}");
 
     let grep = p
         .ok(&[

@@ -351,12 +351,6 @@ fn engine_socket_without_permission_exits_69_with_a_hint() {
 }
 
 #[test]
-fn unimplemented_commands_fail_honestly() {
-    let p = TestProject::new("pending");
-    assert_fails(&p.run(&["deploy", "--build", "."]), 1, &["not implemented yet"]);
-}
-
-#[test]
 fn completions_and_man_page_come_from_the_command_tree() {
     let p = TestProject::new("completions");
     let bash = p.ok(&["completions", "bash"]).stdout;

@@ -26,14 +26,6 @@ pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
             release(ctx, project, deploy, "rollback").await
         }
         None => {
-            if args.build.is_some() {
-                return Err(CtlError::failure("deploy --build: not implemented yet")
-                    .hint("build the image and pass --image REF"));
-            }
-            if args.migrate.is_some() {
-                return Err(CtlError::failure("deploy --migrate: not implemented yet")
-                    .hint("run the migration before deploying"));
-            }
             let project = ctx.project()?;
             release(ctx, project, args, "deploy").await
         }
@@ -74,12 +66,20 @@ fn rollback_target(project: &Project, named: Option<&str>) -> Result<Release> {
 async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &str) -> Result<ExitStatus> {
     let engine = ctx.engine().await?;
     let _lock = lock::acquire(&project.dir.join(".pricescan"), kind, args.wait_lock).await?;
-    let image = args
-        .image
-        .clone()
-        .or_else(|| project.service(API_SERVICE).image.clone())
-        .unwrap_or_default();
-    ensure_image(ctx, &engine, &image).await?;
+    let now = chrono::Utc::now();
+    let release_id = release::new_id(now);
+    let image = match &args.build {
+        Some(dir) => build(ctx, &engine, &project, dir, &release_id).await?,
+        None => {
+            let image = args
+                .image
+                .clone()
+                .or_else(|| project.service(API_SERVICE).image.clone())
+                .unwrap_or_default();
+            ensure_image(ctx, &engine, &image).await?;
+            image
+        }
+    };
     let image_id = engine.image_id(&image).await?;
     let containers = engine.project_containers(&project.name).await?;
     let running =
@@ -89,9 +89,8 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
             .info(&format!("{image} is already running; nothing changed"));
         return Ok(ExitStatus::Success);
     }
-    let now = chrono::Utc::now();
     let mut record = Release {
-        id: release::new_id(now),
+        id: release_id,
         kind: kind.to_string(),
         image: image.clone(),
         digest: image_id,
@@ -124,6 +123,18 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
         .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
         ctx.printer.info(&format!("pre-deploy backup: {}", taken.id));
         record.backup = Some(taken.id);
+    }
+    let hook_env = [
+        ("PRICESCAN_RELEASE", record.id.clone()),
+        ("PRICESCAN_IMAGE", record.image.clone()),
+        (
+            "PRICESCAN_PREVIOUS_RELEASE",
+            record.previous.clone().unwrap_or_default(),
+        ),
+    ];
+    run_hook(ctx, &project, "pre-deploy", &hook_env).await?;
+    if let Some(cmd) = &args.migrate {
+        migrate(ctx, &engine, &project, &record, cmd).await?;
     }
     let plan = Plan {
         engine: &engine,
@@ -168,6 +179,9 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
     release::append(&project, &record)?;
     if result == "succeeded" {
         deploy::clean_old(&engine, &project, &release::history(&project)).await?;
+        if let Err(e) = run_hook(ctx, &project, "post-deploy", &hook_env).await {
+            ctx.printer.warn(&format!("{}; the release is live", e.what));
+        }
         if ctx.printer.is_json() {
             ctx.printer
                 .json(&serde_json::to_value(&record).context(|| "cannot encode the release".into())?);
@@ -177,6 +191,81 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
         }
     }
     status
+}
+
+/// `deploy --build DIR`: DIR/Dockerfile.prod through the engine, tagged with the release id.
+async fn build(
+    ctx: &Context,
+    engine: &crate::engine::Engine,
+    project: &Project,
+    dir: &std::path::Path,
+    release_id: &str,
+) -> Result<String> {
+    let dir = crate::stack::resolve_path(&project.dir, dir);
+    let context = crate::ops::buildctx::context_tar(&dir, "Dockerfile.prod")?;
+    let tag = format!("{}/api:{release_id}", project.name);
+    ctx.printer
+        .info(&format!("building {tag} from {}", dir.display()));
+    let printer = ctx.printer.clone();
+    engine
+        .build(context.path(), "Dockerfile.prod", &tag, &mut |line| {
+            printer.info(&format!("  {line}"))
+        })
+        .await?;
+    Ok(tag)
+}
+
+/// Executable `hooks/NAME` of the project, if there is one; a failing pre-deploy hook stops
+/// the deploy before anything changes.
+async fn run_hook(ctx: &Context, project: &Project, name: &str, env: &[(&str, String)]) -> Result<()> {
+    let path = project.dir.join("hooks").join(name);
+    if !path.is_file() {
+        return Ok(());
+    }
+    ctx.printer.info(&format!("running hooks/{name}"));
+    let status = tokio::process::Command::new(&path)
+        .current_dir(&project.dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .status()
+        .await
+        .map_err(|e| CtlError::failure(format!("cannot run hooks/{name}")).cause(e))?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(CtlError::failure(format!(
+            "hooks/{name} failed ({status}); nothing was deployed"
+        ))),
+    }
+}
+
+/// `--migrate CMD`: once, in a one-off container of the new image with the API's
+/// configuration and networks, before any traffic moves.
+async fn migrate(
+    ctx: &Context,
+    engine: &crate::engine::Engine,
+    project: &Project,
+    record: &Release,
+    cmd: &str,
+) -> Result<()> {
+    let mut with_image = project.clone();
+    if let Some(s) = with_image.file.services.get_mut(API_SERVICE) {
+        s.image = Some(record.image.clone());
+    }
+    let name = format!(
+        "{}-{API_SERVICE}-migrate-{}",
+        project.name,
+        record.id.to_lowercase()
+    );
+    let plan = crate::engine::spec::plan(&with_image, API_SERVICE, 0, &[])?.into_oneoff(name, cmd);
+    ctx.printer.info(&format!("running the migration: {cmd}"));
+    let (code, logs) = engine.run_plan(&plan, 30).await?;
+    if code != 0 {
+        ctx.printer
+            .service_failure("migration", &format!("exited with {code}"), None, &logs);
+        return Err(CtlError::failure(format!(
+            "the migration failed (exit {code}); nothing was deployed"
+        )));
+    }
+    Ok(())
 }
 
 async fn ensure_image(ctx: &Context, engine: &crate::engine::Engine, image: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! All Docker Engine access. This is the only module that imports bollard: the rest of the
 //! program speaks in terms of the stack model and the small types defined here.
 
+mod build;
 mod containers;
 mod errors;
 pub mod labels;

@@ -231,3 +231,25 @@ fn restart_policy(name: &str) -> RestartPolicy {
         maximum_retry_count: retries,
     }
 }
+
+impl ContainerPlan {
+    /// The same container as a one-off job: its own name, `cmd` through `sh -c`, no health
+    /// check, no restart, marked one-off so that `status` and `ps` leave it out.
+    pub fn into_oneoff(mut self, name: String, cmd: &str) -> Self {
+        self.name = name;
+        self.body.entrypoint = Some(vec!["sh".into(), "-c".into()]);
+        self.body.cmd = Some(vec![cmd.to_string()]);
+        self.body.healthcheck = Some(HealthConfig {
+            test: Some(vec!["NONE".into()]),
+            ..Default::default()
+        });
+        if let Some(labels) = self.body.labels.as_mut() {
+            labels.insert(labels::ONEOFF.to_string(), "True".to_string());
+        }
+        if let Some(host) = self.body.host_config.as_mut() {
+            host.restart_policy = None;
+            host.port_bindings = None;
+        }
+        self
+    }
+}

@@ -292,3 +292,33 @@ impl Engine {
         Ok(created.id)
     }
 }
+
+impl Engine {
+    /// Creates, starts and waits for a one-off container; returns its exit code and last log
+    /// lines, and removes it.
+    pub async fn run_plan(
+        &self,
+        plan: &super::ContainerPlan,
+        log_lines: usize,
+    ) -> Result<(i64, Vec<String>)> {
+        use bollard::query_parameters::WaitContainerOptionsBuilder;
+        let id = self.create(plan).await?;
+        let result = async {
+            self.start(&id).await?;
+            let mut wait = std::pin::pin!(
+                self.docker
+                    .wait_container(&id, Some(WaitContainerOptionsBuilder::default().build()))
+            );
+            let code = match wait.next().await {
+                Some(Ok(r)) => r.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(e)) => return Err(engine_error("waiting for the one-off container failed", e)),
+                None => -1,
+            };
+            Ok((code, self.log_tail(&id, log_lines).await.unwrap_or_default()))
+        }
+        .await;
+        let _ = self.remove(&id).await;
+        result
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod backup;
 pub mod backups;
+pub mod buildctx;
 pub mod converge;
 pub mod deploy;
 pub mod lock;

@@ -2,6 +2,7 @@
 //! Nothing here talks to Docker; the engine module turns this model into containers.
 
 pub mod compose;
+pub mod dockerignore;
 pub mod dotenv;
 pub mod embedded;
 pub mod envfile;
