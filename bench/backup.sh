@@ -18,16 +18,25 @@ sql "INSERT INTO prices (item, shop, price, seen) SELECT CONCAT('item-', seq), '
 flags="--single-transaction --quick --routines --events --triggers --hex-blob --no-tablespaces"
 
 timed() { /usr/bin/time -f '%e %M' -o /tmp/bench-backup-time "$@" >/dev/null 2>&1; cat /tmp/bench-backup-time; }
-read -r t_ours m_ours < <(timed "$bin" backup --only mysql)
-raw_sql=$(zstd -dc backups/*/mysql.sql.zst | wc -c)
-read -r t_cli m_cli < <(timed sh -c "docker exec $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysqldump -uroot -h127.0.0.1 $flags --databases pricescan' | zstd -3 -q > /tmp/bench-dump.sql.zst")
+# median3 CMD...: three runs, the median wall time and the largest peak RSS.
+median3() {
+  local walls=() peak=0
+  for _ in 1 2 3; do
+    read -r w m < <(timed "$@"); walls+=("$w"); [ "$m" -gt "$peak" ] && peak=$m
+    sleep 1 # backup ids have one-second resolution
+  done
+  echo "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p) $peak"
+}
+read -r t_ours m_ours < <(median3 "$bin" backup --only mysql)
+raw_sql=$(zstd -dc "$(ls -d backups/*/ | head -1)mysql.sql.zst" | wc -c)
+read -r t_cli m_cli < <(median3 sh -c "docker exec $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysqldump -uroot -h127.0.0.1 $flags --databases pricescan' | zstd -3 -q > /tmp/bench-dump.sql.zst")
 id=$(ls backups | head -1)
 read -r r_ours rm_ours < <(timed "$bin" restore "$id" --only mysql --yes)
 load_only=$("$bin" -v restore "$id" --only mysql --yes 2>&1 | sed -n 's/.*loading took \([0-9.]*\)s.*/\1/p')
 read -r r_cli rm_cli < <(timed sh -c "zstd -dc /tmp/bench-dump.sql.zst | docker exec -i $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysql -uroot -h127.0.0.1'")
 rm -f /tmp/bench-dump.sql.zst
 
-printf '\n%-44s %9s %14s %8s\n' "$rows rows, $((raw_sql / 1000000)) MB of SQL" "wall s" "peak RSS KiB" "ratio"
+printf '\n%-44s %9s %14s %8s\n' "$rows rows, $((raw_sql / 1000000)) MB of SQL (backup: median of 3)" "wall s" "peak RSS KiB" "ratio"
 printf '%-44s %9s %14s %8.2f\n' "pricescan-ctl backup --only mysql" "$t_ours" "$m_ours" "$(ratio "$t_ours" "$t_cli")"
 printf '%-44s %9s %14s %8s\n' "docker exec mysqldump | zstd -3" "$t_cli" "$m_cli (docker)" 1
 printf '%-44s %9s %14s %8.2f\n' "pricescan-ctl restore --only mysql" "$r_ours" "$rm_ours" "$(ratio "$r_ours" "$r_cli")"
