@@ -9,7 +9,6 @@ use crate::ops::deploy::{self, Outcome, Plan};
 use crate::ops::release::{self, API_SERVICE, Release};
 use crate::ops::{backup, lock};
 use crate::stack::Project;
-use futures_util::StreamExt;
 
 pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
     match args.command {
@@ -272,19 +271,9 @@ async fn ensure_image(ctx: &Context, engine: &crate::engine::Engine, image: &str
     if engine.image_exists(image).await? {
         return Ok(());
     }
-    let mut progress = ctx.printer.pull_progress(image);
-    let mut stream = std::pin::pin!(engine.pull_image(image));
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(e) => progress.update(e.layer.as_deref(), &e.status, e.current, e.total),
-            Err(e) => {
-                progress.finish(false);
-                return Err(e.hint("build or load the image locally, then pass --image with its name"));
-            }
-        }
-    }
-    progress.finish(true);
-    Ok(())
+    crate::ops::images::pull(&ctx.printer, engine, image)
+        .await
+        .map_err(|e| e.hint("build or load the image locally, then pass --image with its name"))
 }
 
 fn history(ctx: &mut Context, limit: usize) -> Result<ExitStatus> {

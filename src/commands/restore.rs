@@ -9,7 +9,7 @@ use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::ops::backup::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE};
 use crate::ops::backups::{self, OnDisk};
-use crate::ops::converge::current_container;
+use crate::ops::converge::{current_container, running_container};
 use crate::ops::lock;
 use crate::ops::wait::{self, Goal};
 use crate::stack::Project;
@@ -116,14 +116,6 @@ fn confirm(project: &Project, b: &OnDisk, parts: &[Part], yes: bool) -> Result<(
     }
 }
 
-fn running<'a>(containers: &'a [ContainerInfo], service: &str) -> Result<&'a ContainerInfo> {
-    current_container(containers, service)
-        .filter(|c| c.is_running())
-        .ok_or_else(|| {
-            CtlError::failure(format!("{service} is not running")).hint("start it with `pricescan-ctl start`")
-        })
-}
-
 async fn load(
     engine: &Engine,
     project: &Project,
@@ -132,7 +124,7 @@ async fn load(
     parts: &[Part],
 ) -> Result<()> {
     if parts.contains(&Part::Mysql) {
-        let c = running(containers, MYSQL_SERVICE)?;
+        let c = running_container(containers, MYSQL_SERVICE)?;
         // The dump recreates the database; tables made after the backup must go too.
         let drop = "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1 -e \"DROP DATABASE IF EXISTS \\`$MYSQL_DATABASE\\`\"";
         let out = engine.exec(&c.id, &["sh", "-c", drop]).await?;
@@ -283,7 +275,7 @@ fn tar_header(name: &str, size: u64, kind: u8) -> Vec<u8> {
 }
 
 async fn check_rows(engine: &Engine, containers: &[ContainerInfo], manifest: &Manifest) -> Result<()> {
-    let c = running(containers, MYSQL_SERVICE)?;
+    let c = running_container(containers, MYSQL_SERVICE)?;
     let db = manifest.database.clone().unwrap_or_default();
     let mut wrong = Vec::new();
     for (table, expected) in &manifest.row_counts {

@@ -9,7 +9,6 @@ use crate::fsutil;
 use crate::ops;
 use crate::stack::templates::{self, CONFIG_DIR, TEMPLATE_DIR};
 use crate::stack::{Environment, Project, embedded, envfile, resolve_path, secrets};
-use futures_util::StreamExt;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -378,7 +377,7 @@ async fn ensure_images(
             ctx.printer.debug(&format!("image {image} is present"));
             continue;
         }
-        match pull(ctx, engine, image).await {
+        match ops::images::pull(&ctx.printer, engine, image).await {
             Ok(()) => changes.add(ctx, format!("pulled image {image}")),
             Err(e) => failures.push((image.clone(), service.clone(), e)),
         }
@@ -411,20 +410,4 @@ async fn ensure_images(
         ),
     };
     Err(err.hint(hint))
-}
-
-async fn pull(ctx: &Context, engine: &Engine, image: &str) -> Result<()> {
-    let mut progress = ctx.printer.pull_progress(image);
-    let mut stream = std::pin::pin!(engine.pull_image(image));
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(e) => progress.update(e.layer.as_deref(), &e.status, e.current, e.total),
-            Err(e) => {
-                progress.finish(false);
-                return Err(e);
-            }
-        }
-    }
-    progress.finish(true);
-    Ok(())
 }

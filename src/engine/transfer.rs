@@ -192,7 +192,7 @@ impl Engine {
         target: &str,
     ) -> Result<i64> {
         use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-        use bollard::query_parameters::{CreateContainerOptionsBuilder, WaitContainerOptionsBuilder};
+        use bollard::query_parameters::CreateContainerOptionsBuilder;
         let labels = std::collections::HashMap::from([
             (super::labels::PROJECT.to_string(), project.to_string()),
             (super::labels::ONEOFF.to_string(), "True".to_string()),
@@ -226,16 +226,7 @@ impl Engine {
             .map_err(|e| engine_error("cannot create a helper container", e))?;
         let result = async {
             self.start(&created.id).await?;
-            let mut wait = std::pin::pin!(
-                self.docker
-                    .wait_container(&created.id, Some(WaitContainerOptionsBuilder::default().build()))
-            );
-            match wait.next().await {
-                Some(Ok(r)) => Ok(r.status_code),
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-                Some(Err(e)) => Err(engine_error("the helper container failed", e)),
-                None => Ok(-1),
-            }
+            self.wait_exit(&created.id).await
         }
         .await;
         let _ = self.remove(&created.id).await;
@@ -301,24 +292,32 @@ impl Engine {
         plan: &super::ContainerPlan,
         log_lines: usize,
     ) -> Result<(i64, Vec<String>)> {
-        use bollard::query_parameters::WaitContainerOptionsBuilder;
         let id = self.create(plan).await?;
         let result = async {
             self.start(&id).await?;
-            let mut wait = std::pin::pin!(
-                self.docker
-                    .wait_container(&id, Some(WaitContainerOptionsBuilder::default().build()))
-            );
-            let code = match wait.next().await {
-                Some(Ok(r)) => r.status_code,
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-                Some(Err(e)) => return Err(engine_error("waiting for the one-off container failed", e)),
-                None => -1,
-            };
+            let code = self.wait_exit(&id).await?;
             Ok((code, self.log_tail(&id, log_lines).await.unwrap_or_default()))
         }
         .await;
         let _ = self.remove(&id).await;
         result
+    }
+}
+
+impl Engine {
+    /// Waits for a started container to exit and returns its exit code.
+    async fn wait_exit(&self, id: &str) -> Result<i64> {
+        use bollard::query_parameters::WaitContainerOptionsBuilder;
+        let mut wait = std::pin::pin!(
+            self.docker
+                .wait_container(id, Some(WaitContainerOptionsBuilder::default().build()))
+        );
+        match wait.next().await {
+            Some(Ok(r)) => Ok(r.status_code),
+            // The engine reports a non-zero exit as an error; it is an answer here.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
+            Some(Err(e)) => Err(engine_error(&format!("waiting for {id} failed"), e)),
+            None => Ok(-1),
+        }
     }
 }

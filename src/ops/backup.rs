@@ -3,7 +3,7 @@
 //! `.<ID>.partial/`, fsynced, and renamed last. Anything that fails or is interrupted
 //! leaves no directory that looks like a backup, and older backups are never touched.
 
-use super::converge::current_container;
+use super::converge::running_container;
 use super::sqlcount::RowCounter;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, Result};
@@ -132,14 +132,6 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> CtlError {
     move |e| CtlError::failure(what).cause(e)
 }
 
-fn running<'a>(containers: &'a [ContainerInfo], service: &str) -> Result<&'a ContainerInfo> {
-    current_container(containers, service)
-        .filter(|c| c.is_running())
-        .ok_or_else(|| {
-            CtlError::failure(format!("{service} is not running")).hint("start it with `pricescan-ctl start`")
-        })
-}
-
 async fn sh(engine: &Engine, id: &str, script: &str) -> Result<String> {
     let out = engine.exec(id, &["sh", "-c", script]).await?;
     if out.exit_code != 0 {
@@ -195,7 +187,7 @@ pub async fn take(
         verified_at: None,
     };
     if parts.contains(&Part::Mysql) {
-        let c = running(&containers, MYSQL_SERVICE)?;
+        let c = running_container(&containers, MYSQL_SERVICE)?;
         dump_mysql(engine, c, &partial.path, &mut manifest, printer).await?;
         manifest.images.insert(
             MYSQL_SERVICE.into(),
@@ -203,7 +195,7 @@ pub async fn take(
         );
     }
     if parts.contains(&Part::Redis) {
-        let c = running(&containers, REDIS_SERVICE)?;
+        let c = running_container(&containers, REDIS_SERVICE)?;
         save_redis(engine, c, &partial.path, &mut manifest).await?;
         manifest.images.insert(
             REDIS_SERVICE.into(),

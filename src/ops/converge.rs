@@ -72,6 +72,15 @@ pub fn current_container<'c>(containers: &'c [ContainerInfo], service: &str) -> 
         .max_by_key(|c| (c.is_running(), c.number))
 }
 
+/// The running container of a service, or an error that says to start it.
+pub fn running_container<'c>(containers: &'c [ContainerInfo], service: &str) -> Result<&'c ContainerInfo> {
+    current_container(containers, service)
+        .filter(|c| c.is_running())
+        .ok_or_else(|| {
+            CtlError::failure(format!("{service} is not running")).hint("start it with `pricescan-ctl start`")
+        })
+}
+
 impl Converger<'_> {
     pub fn current(&self, service: &str) -> Option<&ContainerInfo> {
         current_container(&self.containers, service)

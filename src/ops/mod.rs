@@ -7,6 +7,7 @@ pub mod backups;
 pub mod buildctx;
 pub mod converge;
 pub mod deploy;
+pub mod images;
 pub mod lock;
 pub mod loglines;
 pub mod monitor;
