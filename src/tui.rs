@@ -2,7 +2,6 @@
 //! and refreshes are handled by the monitor command.
 
 use crate::ops::monitor::MonitorState;
-use crate::output::{human_age, human_bytes};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -71,10 +70,6 @@ pub fn order(state: &MonitorState, sort: Sort) -> Vec<String> {
     };
     names.sort_by_key(key);
     names
-}
-
-fn rate(bps: f64) -> String {
-    format!("{}/s", human_bytes(bps as u64))
 }
 
 pub fn draw(frame: &mut Frame, state: &MonitorState, view: &View) {
@@ -155,40 +150,17 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &MonitorState, names: &[Stri
             ("running", "starting") => Color::Yellow,
             _ => Color::Red,
         };
-        Some(Row::new(vec![
-            Cell::from(s.service.clone()),
-            Cell::from(s.state.clone()).style(Style::default().fg(colour)),
-            Cell::from(s.health.clone()).style(Style::default().fg(colour)),
-            Cell::from(r.map_or("-".into(), |r| format!("{:.1}%", r.cpu_percent))),
-            Cell::from(r.map_or("-".into(), |r| {
-                format!(
-                    "{} / {}",
-                    human_bytes(r.memory_bytes),
-                    human_bytes(r.memory_limit_bytes)
-                )
-            })),
-            Cell::from(r.map_or("-".into(), |r| {
-                format!("{} {}", rate(r.net_rx_bps), rate(r.net_tx_bps))
-            })),
-            Cell::from(r.map_or("-".into(), |r| {
-                format!("{} {}", rate(r.block_read_bps), rate(r.block_write_bps))
-            })),
-            Cell::from(s.restarts.to_string()),
-            Cell::from(s.uptime_s.map_or("-".into(), human_age)),
-        ]))
+        let cells = crate::ops::monitor::row_text(s, r)
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| match i {
+                // State and health take the row's colour.
+                1 | 2 => Cell::from(text).style(Style::default().fg(colour)),
+                _ => Cell::from(text),
+            });
+        Some(Row::new(cells.collect::<Vec<_>>()))
     });
-    let header = Row::new([
-        "SERVICE",
-        "STATE",
-        "HEALTH",
-        "CPU",
-        "MEMORY",
-        "NET RX TX",
-        "BLOCK R W",
-        "RESTARTS",
-        "UPTIME",
-    ])
-    .style(Style::default().add_modifier(Modifier::BOLD));
+    let header = Row::new(crate::ops::monitor::COLUMNS).style(Style::default().add_modifier(Modifier::BOLD));
     let widths = [
         Constraint::Length(22),
         Constraint::Length(9),

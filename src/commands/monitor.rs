@@ -7,9 +7,9 @@ use super::Context;
 use crate::cli::MonitorArgs;
 use crate::engine::{Engine, Event, Sample};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::monitor::{MonitorState, Snapshot};
+use crate::ops::monitor::{self, MonitorState, Snapshot};
 use crate::ops::status::{self, Resources};
-use crate::output::{Printer, human_age, human_bytes};
+use crate::output::Printer;
 use crate::stack::Project;
 use crate::tui::{self, View};
 use futures_util::StreamExt;
@@ -168,50 +168,12 @@ fn print_snapshot(printer: &Printer, state: &MonitorState) -> Result<()> {
         printer.json(&serde_json::to_value(&snap).context(|| "cannot encode the snapshot".into())?);
         return Ok(());
     }
-    let rate = |bps: f64| format!("{}/s", human_bytes(bps as u64));
     let rows = snap
         .services
         .iter()
-        .map(|row| {
-            let s = &row.status;
-            let r = row.rates;
-            vec![
-                s.service.clone(),
-                s.state.clone(),
-                s.health.clone(),
-                r.map_or("-".into(), |r| format!("{:.1}%", r.cpu_percent)),
-                r.map_or("-".into(), |r| {
-                    format!(
-                        "{} / {}",
-                        human_bytes(r.memory_bytes),
-                        human_bytes(r.memory_limit_bytes)
-                    )
-                }),
-                r.map_or("-".into(), |r| {
-                    format!("{} {}", rate(r.net_rx_bps), rate(r.net_tx_bps))
-                }),
-                r.map_or("-".into(), |r| {
-                    format!("{} {}", rate(r.block_read_bps), rate(r.block_write_bps))
-                }),
-                s.restarts.to_string(),
-                s.uptime_s.map_or("-".into(), human_age),
-            ]
-        })
+        .map(|row| monitor::row_text(&row.status, row.rates))
         .collect();
-    printer.table(
-        &[
-            "SERVICE",
-            "STATE",
-            "HEALTH",
-            "CPU",
-            "MEMORY",
-            "NET RX TX",
-            "BLOCK R W",
-            "RESTARTS",
-            "UPTIME",
-        ],
-        rows,
-    );
+    printer.table(&monitor::COLUMNS, rows);
     let lat = snap.api_latency;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     printer.info(&format!(

@@ -192,18 +192,11 @@ impl Engine {
         target: &str,
     ) -> Result<i64> {
         use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
-        use bollard::query_parameters::CreateContainerOptionsBuilder;
-        let labels = std::collections::HashMap::from([
-            (super::labels::PROJECT.to_string(), project.to_string()),
-            (super::labels::ONEOFF.to_string(), "True".to_string()),
-            (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
-        ]);
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(cmd.iter().map(|s| s.to_string()).collect()),
             cmd: Some(Vec::new()),
             user: Some("0".into()),
-            labels: Some(labels),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
@@ -217,19 +210,13 @@ impl Engine {
             }),
             ..Default::default()
         };
-        let name = format!("{project}-oneoff-{}", std::process::id());
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| engine_error("cannot create a helper container", e))?;
+        let id = self.create_oneoff(project, "oneoff", body).await?;
         let result = async {
-            self.start(&created.id).await?;
-            self.wait_exit(&created.id).await
+            self.start(&id).await?;
+            self.wait_exit(&id).await
         }
         .await;
-        let _ = self.remove(&created.id).await;
+        let _ = self.remove(&id).await;
         result
     }
 
@@ -253,34 +240,21 @@ impl Engine {
     /// The caller removes it with `remove`.
     pub async fn create_isolated(&self, project: &str, image: &str, env: Vec<String>) -> Result<String> {
         use bollard::models::{ContainerCreateBody, HostConfig};
-        use bollard::query_parameters::CreateContainerOptionsBuilder;
-        let labels = std::collections::HashMap::from([
-            (super::labels::PROJECT.to_string(), project.to_string()),
-            (super::labels::ONEOFF.to_string(), "True".to_string()),
-            (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
-        ]);
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             env: Some(env),
-            labels: Some(labels),
             host_config: Some(HostConfig {
                 network_mode: Some("none".into()),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let name = format!("{project}-verify-{}", std::process::id());
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self
-            .docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| engine_error("cannot create the verify container", e))?;
-        if let Err(e) = self.start(&created.id).await {
-            let _ = self.remove(&created.id).await;
+        let id = self.create_oneoff(project, "verify", body).await?;
+        if let Err(e) = self.start(&id).await {
+            let _ = self.remove(&id).await;
             return Err(e);
         }
-        Ok(created.id)
+        Ok(id)
     }
 }
 
@@ -319,5 +293,31 @@ impl Engine {
             Some(Err(e)) => Err(engine_error(&format!("waiting for {id} failed"), e)),
             None => Ok(-1),
         }
+    }
+}
+
+impl Engine {
+    /// Creates `<project>-<kind>-<pid>` with the labels that mark a one-off container of the
+    /// project (so `status`, `ps` and the tests' cleanup see it for what it is).
+    async fn create_oneoff(
+        &self,
+        project: &str,
+        kind: &str,
+        mut body: bollard::models::ContainerCreateBody,
+    ) -> Result<String> {
+        use bollard::query_parameters::CreateContainerOptionsBuilder;
+        body.labels = Some(std::collections::HashMap::from([
+            (super::labels::PROJECT.to_string(), project.to_string()),
+            (super::labels::ONEOFF.to_string(), "True".to_string()),
+            (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
+        ]));
+        let name = format!("{project}-{kind}-{}", std::process::id());
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| engine_error(&format!("cannot create the {kind} container"), e))?;
+        Ok(created.id)
     }
 }

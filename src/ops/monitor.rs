@@ -186,6 +186,43 @@ impl MonitorState {
     }
 }
 
+/// Column titles of a monitor row, for the snapshot table and the dashboard alike.
+pub const COLUMNS: [&str; 9] = [
+    "SERVICE",
+    "STATE",
+    "HEALTH",
+    "CPU",
+    "MEMORY",
+    "NET RX TX",
+    "BLOCK R W",
+    "RESTARTS",
+    "UPTIME",
+];
+
+/// One monitor row as text, in COLUMNS order; "-" where no rate is known yet.
+pub fn row_text(s: &ServiceStatus, r: Option<Rates>) -> Vec<String> {
+    use crate::output::{human_age, human_bytes};
+    let rate = |bps: f64| format!("{}/s", human_bytes(bps as u64));
+    let or_dash = |f: &dyn Fn(Rates) -> String| r.map_or("-".to_string(), f);
+    vec![
+        s.service.clone(),
+        s.state.clone(),
+        s.health.clone(),
+        or_dash(&|r| format!("{:.1}%", r.cpu_percent)),
+        or_dash(&|r| {
+            format!(
+                "{} / {}",
+                human_bytes(r.memory_bytes),
+                human_bytes(r.memory_limit_bytes)
+            )
+        }),
+        or_dash(&|r| format!("{} {}", rate(r.net_rx_bps), rate(r.net_tx_bps))),
+        or_dash(&|r| format!("{} {}", rate(r.block_read_bps), rate(r.block_write_bps))),
+        s.restarts.to_string(),
+        s.uptime_s.map_or("-".into(), human_age),
+    ]
+}
+
 fn push(q: &mut VecDeque<u64>, v: u64) {
     if q.len() == HISTORY {
         q.pop_front();
