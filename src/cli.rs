@@ -93,6 +93,14 @@ pub struct ServiceArgs {
     pub services: Vec<String>,
 }
 
+/// `--wait DUR` of every command that changes the stack (DESIGN §8).
+#[derive(Debug, Clone, Args, Default)]
+pub struct WaitArgs {
+    /// Wait this long for the operation lock instead of exiting 75
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub wait: Option<Duration>,
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 1h)"))
 }
@@ -121,10 +129,23 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Deploy a new API release without downtime, or manage releases
     Deploy(DeployArgs),
+    /// Show or free the operation lock that commands changing the stack hold
+    Lock(LockArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print the man page (roff)
     Man,
+}
+
+impl Command {
+    /// Commands that answer a signal themselves: they undo their own work (deploy, restore)
+    /// or end cleanly (logs, monitor), so `main` must not drop them half-way.
+    pub fn handles_signals(&self) -> bool {
+        matches!(
+            self,
+            Command::Deploy(_) | Command::Restore(_) | Command::Logs(_) | Command::Monitor(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -165,6 +186,8 @@ pub struct ConfigArgs {
 pub struct StartArgs {
     #[command(flatten)]
     pub services: ServiceArgs,
+    #[command(flatten)]
+    pub lock: WaitArgs,
     /// Do not wait for health checks
     #[arg(long)]
     pub no_wait: bool,
@@ -177,6 +200,8 @@ pub struct StartArgs {
 pub struct StopArgs {
     #[command(flatten)]
     pub services: ServiceArgs,
+    #[command(flatten)]
+    pub lock: WaitArgs,
     /// Grace period before a container is killed [default: the service's stop_grace_period]
     #[arg(short = 't', long, value_parser = duration)]
     pub timeout: Option<Duration>,
@@ -186,6 +211,8 @@ pub struct StopArgs {
 pub struct RestartArgs {
     #[command(flatten)]
     pub services: ServiceArgs,
+    #[command(flatten)]
+    pub lock: WaitArgs,
     /// How long to wait for each service to become healthy
     #[arg(long, value_parser = duration, default_value = "3m")]
     pub timeout: Duration,
@@ -264,9 +291,8 @@ pub struct BackupArgs {
     /// Why this backup is taken; part of its id
     #[arg(long, value_enum, default_value = "manual")]
     pub reason: BackupReason,
-    /// Wait this long for the operation lock instead of exiting 75
-    #[arg(long, value_parser = duration)]
-    pub wait: Option<Duration>,
+    #[command(flatten)]
+    pub lock: WaitArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -289,6 +315,8 @@ pub enum BackupCommand {
         /// Say what would be removed and why, remove nothing
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        lock: WaitArgs,
     },
 }
 
@@ -302,6 +330,8 @@ pub struct RestoreArgs {
     /// Do not ask for confirmation
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub lock: WaitArgs,
 }
 
 #[derive(Debug, Args)]
@@ -322,7 +352,7 @@ pub struct DeployArgs {
     #[arg(long, value_parser = duration, default_value = "3m")]
     pub timeout: Duration,
     /// Wait this long for the operation lock instead of exiting 75
-    #[arg(long, value_parser = duration)]
+    #[arg(long = "wait", visible_alias = "wait-lock", value_parser = duration, value_name = "DUR")]
     pub wait_lock: Option<Duration>,
     /// Command run once in a one-off container of the new image before traffic moves
     #[arg(long, value_name = "CMD")]
@@ -341,6 +371,24 @@ pub enum DeployCommand {
     Rollback {
         /// Release id
         release: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(subcommand)]
+    pub command: LockCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Show who holds the operation lock (operation, user, host, pid, since)
+    Status,
+    /// Free the lock whatever holds it, when its holder cannot be checked from here
+    Release {
+        /// Required: freeing a lock that a live operation holds lets a second one start
+        #[arg(long)]
+        force: bool,
     },
 }
 

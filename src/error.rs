@@ -14,7 +14,9 @@ pub enum ExitStatus {
     RollbackFailed = 5,
     EngineUnreachable = 69,
     Locked = 75,
+    HungUp = 129,
     Interrupted = 130,
+    Terminated = 143,
 }
 
 impl ExitStatus {

@@ -6,8 +6,10 @@
 //! - `engine`: the only module that talks to Docker (bollard).
 //! - `ops`: operations several commands share (converge a service, wait, move Nginx).
 //! - `tui`: the monitor's full-screen view.
+//! - `signals`, `cleanup`: SIGINT/SIGTERM/SIGHUP, and what is undone on the way out.
 //! - `output`: everything shown to the operator: tables, progress, colour, JSON, errors.
 
+pub mod cleanup;
 pub mod cli;
 pub mod commands;
 pub mod engine;
@@ -15,5 +17,6 @@ pub mod error;
 pub mod fsutil;
 pub mod ops;
 pub mod output;
+pub mod signals;
 pub mod stack;
 pub mod tui;

@@ -1,13 +1,13 @@
 use clap::Parser;
 use pricescan_ctl::cli::Cli;
-use pricescan_ctl::error::ExitStatus;
+use pricescan_ctl::error::{CtlError, ExitStatus};
+use pricescan_ctl::output::Printer;
+use pricescan_ctl::{cleanup, signals};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // clap exits 2 itself on a bad flag or an unknown command (DESIGN §4).
     let cli = Cli::parse();
-    // One thread: the work is waiting on the engine, and handing lines between threads
-    // cost more than it saved (futex and eventfd calls per log line).
     // One thread: the work is waiting on the engine, and handing log lines between threads
     // cost more than it saved (a futex and an eventfd write per line).
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -17,32 +17,53 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code() as u8);
         }
     };
-    // deploy handles Ctrl-C itself all the way (it must put the old release back first).
-    let own_interrupts = matches!(cli.command, pricescan_ctl::cli::Command::Deploy(_));
-    let outcome = runtime.block_on(async {
-        if own_interrupts {
-            return Some(pricescan_ctl::commands::run(cli).await);
+    let status = runtime.block_on(run(cli));
+    ExitCode::from(status.code() as u8)
+}
+
+/// Runs the command; a signal drops it where it stands. Either way, whatever it left to
+/// undo (cleanup registry) is undone before the exit, still under the command's lock.
+async fn run(cli: Cli) -> ExitStatus {
+    if let Err(e) = signals::install() {
+        eprintln!("error: cannot install signal handlers\n  cause: {e}");
+        return ExitStatus::Failure;
+    }
+    let printer = pricescan_ctl::commands::printer_for(&cli.global);
+    if cli.command.handles_signals() {
+        let (printer, result) = pricescan_ctl::commands::run(cli, printer).await;
+        return finish(&printer, result).await;
+    }
+    let outcome = tokio::select! {
+        // The command first: one that handles a signal itself (logs ends with exit 0, deploy
+        // and restore undo their work) gets to finish on the same signal.
+        biased;
+        done = pricescan_ctl::commands::run(cli, printer.clone()) => Some(done),
+        signal = signals::received() => {
+            printer.warn(&format!("{} received; cleaning up", signal.name()));
+            None
         }
-        tokio::select! {
-            // The command first: one that handles Ctrl-C itself (logs ends with exit 0)
-            // gets to finish on the same signal.
-            biased;
-            done = pricescan_ctl::commands::run(cli) => Some(done),
-            // Commands that must undo work on Ctrl-C (deploy, backup) handle it themselves
-            // first; for the rest, stopping between engine calls leaves nothing half-done.
-            _ = tokio::signal::ctrl_c() => None,
-        }
-    });
-    let status = match outcome {
-        Some((_, Ok(status))) => status,
-        Some((printer, Err(e))) => {
+    };
+    let Some((printer, result)) = outcome else {
+        let cleaned = cleanup::run_all(&printer).await;
+        let signal = signals::first().unwrap_or(signals::Signal::Interrupt);
+        let what = match cleaned {
+            true => "stopped; what it had begun was undone",
+            false => "stopped; some of its work could not be undone (see above)",
+        };
+        printer.error(&signals::interrupted(what));
+        return signal.exit_status();
+    };
+    finish(&printer, result).await
+}
+
+/// Undoes what the command left registered, then reports its result.
+async fn finish(printer: &Printer, result: Result<ExitStatus, CtlError>) -> ExitStatus {
+    cleanup::run_all(printer).await;
+    match result {
+        Ok(status) => status,
+        Err(e) => {
             printer.error(&e);
             e.status
         }
-        None => {
-            eprintln!("error: interrupted");
-            ExitStatus::Interrupted
-        }
-    };
-    ExitCode::from(status.code() as u8)
+    }
 }

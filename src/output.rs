@@ -35,8 +35,8 @@ pub struct Printer {
     pub verbose: bool,
     color_out: bool,
     color_err: bool,
-    /// Secret values to scrub from anything shown, as a last line of defence.
-    secrets: Vec<String>,
+    /// Secret values to scrub from anything shown, as a last line of defence; shared by clones.
+    secrets: std::sync::Arc<std::sync::RwLock<Vec<String>>>,
 }
 
 impl Printer {
@@ -53,12 +53,22 @@ impl Printer {
             verbose,
             color_out: decide(std::io::stdout().is_terminal()),
             color_err: decide(std::io::stderr().is_terminal()),
-            secrets: Vec::new(),
+            secrets: Default::default(),
         }
     }
 
+    /// A printer that shows nothing but errors: for undo steps run where nobody needs a word.
+    pub fn silent() -> Self {
+        Self::new(OutputFormat::Human, true, false, ColorChoice::Never)
+    }
+
     pub fn with_secrets(&mut self, secrets: Vec<String>) {
-        self.secrets = secrets;
+        let mut known = self.secrets.write().unwrap_or_else(|p| p.into_inner());
+        for s in secrets {
+            if !known.contains(&s) {
+                known.push(s);
+            }
+        }
     }
 
     pub fn is_json(&self) -> bool {
@@ -70,7 +80,8 @@ impl Printer {
     }
 
     fn scrub(&self, text: &str) -> String {
-        secrets::mask_text(text, &self.secrets)
+        let known = self.secrets.read().unwrap_or_else(|p| p.into_inner());
+        secrets::mask_text(text, &known)
     }
 
     fn paint(&self, on: bool, style: Style, text: &str) -> String {

@@ -151,7 +151,11 @@ fn big_dump_lock_kill_damage_and_retention() {
     let partial = wait_for_partial(&p);
     let second = p.run(&["backup", "--only", "mysql"]);
     assert_eq!(second.code, 75, "{}", second.all());
-    assert!(second.stderr.contains("held by backup (pid"), "{}", second.all());
+    assert!(
+        second.stderr.contains("held by backup by") && second.stderr.contains(&format!("(pid {})", a.id())),
+        "{}",
+        second.all()
+    );
 
     // No password in any process list inside the container during the dump.
     let password = p

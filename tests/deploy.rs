@@ -147,15 +147,15 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
 
     // A deploy while another operation holds the lock: exit 75, nothing changes.
     let before = api_containers(&p);
-    let lock_file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(p.file(".pricescan/operation.lock"))
-        .unwrap();
-    let held = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .expect("take the lock");
+    p.hold_lock_elsewhere("backup");
     let locked = p.run(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
-    drop(held);
+    p.ok(&["lock", "release", "--force"]);
     assert_eq!(locked.code, 75, "{}", locked.all());
+    assert!(
+        locked.stderr.contains("held by backup by ci on elsewhere"),
+        "{}",
+        locked.all()
+    );
     assert_eq!(api_containers(&p), before);
 
     // A failing pre-deploy hook or migration stops the deploy before anything changes.

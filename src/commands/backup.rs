@@ -4,39 +4,22 @@
 use super::Context;
 use crate::cli::{BackupArgs, BackupCommand, BackupPart, BackupReason};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::backup::{self, Part};
-use crate::ops::backups::{self, OnDisk};
-use crate::ops::lock;
+use crate::ops::backup::{self, parts, reason_word};
+use crate::ops::backups;
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 
 pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
     match args.command {
-        None => take(ctx, args.only, args.reason, args.wait).await,
+        None => take(ctx, args.only, args.reason, args.lock.wait).await,
         Some(BackupCommand::List) => list(ctx),
         Some(BackupCommand::Verify { id, latest: _, deep }) => verify(ctx, id, deep).await,
-        Some(BackupCommand::Prune { dry_run }) => {
+        Some(BackupCommand::Prune { dry_run, lock }) => {
             let project = ctx.project()?;
-            let _lock = lock::acquire(&project.dir.join(".pricescan"), "backup prune", None).await?;
+            let engine = ctx.engine().await?;
+            let _lock = ctx.lock(&engine, &project, "backup prune", lock.wait).await?;
             prune(ctx, &project, dry_run)
         }
-    }
-}
-
-pub fn reason_word(reason: BackupReason) -> &'static str {
-    match reason {
-        BackupReason::Nightly => "nightly",
-        BackupReason::PreDeploy => "pre-deploy",
-        BackupReason::Manual => "manual",
-        BackupReason::PreRestore => "pre-restore",
-    }
-}
-
-pub fn parts(only: Option<BackupPart>) -> Vec<Part> {
-    match only {
-        Some(BackupPart::Mysql) => vec![Part::Mysql],
-        Some(BackupPart::Redis) => vec![Part::Redis],
-        None => vec![Part::Mysql, Part::Redis],
     }
 }
 
@@ -48,7 +31,7 @@ async fn take(
 ) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
-    let _lock = lock::acquire(&project.dir.join(".pricescan"), "backup", wait).await?;
+    let _lock = ctx.lock(&engine, &project, "backup", wait).await?;
     let attempt = chrono::Utc::now();
     let result = backup::take(&engine, &project, reason_word(reason), &parts(only), &ctx.printer).await;
     write_metrics(&project, attempt, result.as_ref().ok());
@@ -170,22 +153,9 @@ fn list(ctx: &mut Context) -> Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
-pub fn find(project: &Project, id: Option<&str>) -> Result<OnDisk> {
-    let all = backups::list(&backup::backup_root(project))?;
-    let complete = all.into_iter().filter(|b| b.manifest.is_some());
-    let found = match id {
-        Some(id) => complete.into_iter().find(|b| b.id == id),
-        None => complete.max_by(|a, b| a.id.cmp(&b.id)),
-    };
-    found.ok_or_else(|| {
-        CtlError::usage(format!("no backup {}", id.unwrap_or("exists yet")))
-            .hint("`pricescan-ctl backup list` shows the backups")
-    })
-}
-
 async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let b = find(&project, id.as_deref())?;
+    let b = backups::find(&project, id.as_deref())?;
     let mut problems = backups::problems(&b);
     if deep && problems.is_empty() {
         let engine = ctx.engine().await?;

@@ -2,12 +2,11 @@
 //! undone by itself when it fails (exit 4), recorded in `.pricescan/releases.jsonl`.
 
 use super::Context;
-use super::backup::{parts, reason_word};
 use crate::cli::{BackupReason, DeployArgs, DeployCommand};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
+use crate::ops::backup::{self, parts, reason_word};
 use crate::ops::deploy::{self, Outcome, Plan};
 use crate::ops::release::{self, API_SERVICE, Release};
-use crate::ops::{backup, lock};
 use crate::stack::Project;
 
 pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
@@ -15,7 +14,7 @@ pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
         Some(DeployCommand::History { limit }) => history(ctx, limit),
         Some(DeployCommand::Rollback { release: target }) => {
             let project = ctx.project()?;
-            let target = rollback_target(&project, target.as_deref())?;
+            let target = rollback_target(ctx, &project, target.as_deref())?;
             let deploy = DeployArgs {
                 command: None,
                 image: Some(target.image.clone()),
@@ -33,8 +32,8 @@ pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
 
 /// The named release, or the one before the current (or, for the first release, the image
 /// that served before it).
-fn rollback_target(project: &Project, named: Option<&str>) -> Result<Release> {
-    let all = release::history(project);
+fn rollback_target(ctx: &Context, project: &Project, named: Option<&str>) -> Result<Release> {
+    let all = read_history(ctx, project)?.releases;
     let good: Vec<&Release> = all.iter().filter(|r| r.result == "succeeded").collect();
     let found = match named {
         Some(id) => good.iter().find(|r| r.id == id).map(|r| (*r).clone()),
@@ -62,11 +61,20 @@ fn rollback_target(project: &Project, named: Option<&str>) -> Result<Release> {
     })
 }
 
-async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &str) -> Result<ExitStatus> {
+async fn release(
+    ctx: &mut Context,
+    mut project: Project,
+    args: DeployArgs,
+    kind: &str,
+) -> Result<ExitStatus> {
     let engine = ctx.engine().await?;
-    let _lock = lock::acquire(&project.dir.join(".pricescan"), kind, args.wait_lock).await?;
+    let _lock = ctx.lock(&engine, &project, kind, args.wait_lock).await?;
+    let history = read_history(ctx, &project)?;
     let now = chrono::Utc::now();
     let release_id = release::new_id(now);
+    let containers = engine.project_containers(&project.name).await?;
+    // What serves is what the engine says, whichever checkout deployed it.
+    release::adopt_serving(&mut project, &containers);
     let image = match &args.build {
         Some(dir) => build(ctx, &engine, &project, dir, &release_id).await?,
         None => {
@@ -80,7 +88,6 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
         }
     };
     let image_id = engine.image_id(&image).await?;
-    let containers = engine.project_containers(&project.name).await?;
     let running =
         crate::ops::converge::current_container(&containers, API_SERVICE).filter(|c| c.is_running());
     if running.is_some_and(|c| Some(&c.image_id) == image_id.as_ref()) {
@@ -93,8 +100,10 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
         kind: kind.to_string(),
         image: image.clone(),
         digest: image_id,
-        previous: release::current(&project).map(|r| r.id),
-        // What the running API was created from: the current release's image, or the compose file's.
+        previous: release::serving(&containers)
+            .map(|(id, _)| id)
+            .or_else(|| history.current().map(|r| r.id.clone())),
+        // What the running API was created from: the serving release's image, or the compose file's.
         previous_image: project.service(API_SERVICE).image.clone(),
         user: std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
@@ -112,11 +121,11 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
     if !args.no_backup {
         let reason = reason_word(BackupReason::PreDeploy);
         let all_parts = parts(None);
-        // Ctrl-C here drops the backup, whose guard removes its partial directory.
+        // A signal here drops the backup, whose guard removes its partial directory.
         let taken = tokio::select! {
             r = backup::take(&engine, &project, reason, &all_parts, &ctx.printer) => r,
-            _ = tokio::signal::ctrl_c() => {
-                return Err(CtlError::new(ExitStatus::Interrupted, "interrupted during the pre-deploy backup; nothing was deployed"));
+            _ = crate::signals::received() => {
+                return Err(crate::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
             }
         }
         .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
@@ -144,52 +153,73 @@ async fn release(ctx: &mut Context, project: Project, args: DeployArgs, kind: &s
         timeout: args.timeout,
         drain: super::start::drain(&project),
     };
-    let outcome = deploy::roll_out(&plan).await;
-    let finished = chrono::Utc::now();
-    record.finished_at = finished.to_rfc3339();
-    record.duration_s = ((finished - now).num_milliseconds() as f64) / 1000.0;
-    let (result, status) = match &outcome {
-        Ok(Outcome::Succeeded) => ("succeeded", Ok(ExitStatus::Success)),
+    let outcome = deploy::switch(&plan).await;
+    let finish = |record: &mut Release, result: &str, message: Option<String>| {
+        let finished = chrono::Utc::now();
+        record.finished_at = finished.to_rfc3339();
+        record.duration_s = ((finished - now).num_milliseconds() as f64) / 1000.0;
+        record.result = result.to_string();
+        record.message = message;
+        release::append(&project, record)
+    };
+    let old = match outcome {
+        Ok(Outcome::Switched { old, .. }) => old,
         Ok(Outcome::RolledBack(e)) => {
-            record.message = Some(e.what.clone());
-            let err = CtlError::new(
+            finish(&mut record, "rolled_back", Some(e.what.clone()))?;
+            return Err(CtlError::new(
                 ExitStatus::RolledBack,
                 format!(
                     "{kind} of {} failed and was rolled back; the previous release is serving",
                     record.image
                 ),
             )
-            .cause(&e.what);
-            ("rolled_back", Err(err))
+            .cause(&e.what));
         }
-        Ok(Outcome::Interrupted) => (
-            "rolled_back",
-            Err(CtlError::new(
-                ExitStatus::Interrupted,
-                "interrupted; the previous release is serving",
-            )),
-        ),
+        Ok(Outcome::Interrupted) => {
+            finish(&mut record, "rolled_back", Some("interrupted".into()))?;
+            return Err(crate::signals::interrupted("the previous release is serving"));
+        }
         Err(e) => {
-            record.message = Some(e.what.clone());
-            ("failed", Err(e.clone()))
+            finish(&mut record, "failed", Some(e.what.clone()))?;
+            return Err(e);
         }
     };
-    record.result = result.to_string();
-    release::append(&project, &record)?;
-    if result == "succeeded" {
-        deploy::clean_old(&engine, &project, &release::history(&project)).await?;
-        if let Err(e) = run_hook(ctx, &project, "post-deploy", &hook_env).await {
-            ctx.printer.warn(&format!("{}; the release is live", e.what));
-        }
-        if ctx.printer.is_json() {
-            ctx.printer
-                .json(&serde_json::to_value(&record).context(|| "cannot encode the release".into())?);
-        } else {
-            ctx.printer
-                .info(&format!("release {} ({}) is serving", record.id, record.image));
-        }
+    // Traffic has moved: the release serves and is recorded as such before anything else.
+    finish(&mut record, "succeeded", None)?;
+    let mut warnings = deploy::retire(&plan, &old).await;
+    let history = read_history(ctx, &project)?;
+    if let Err(e) = deploy::clean_old(&engine, &project, &history.releases).await {
+        warnings.push(format!("could not remove old releases: {}", e.what));
     }
-    status
+    for w in &warnings {
+        ctx.printer.warn(&format!("{w}; release {} serves", record.id));
+    }
+    if crate::signals::first().is_some() {
+        return Err(crate::signals::interrupted(format!(
+            "release {} ({}) serves and is recorded",
+            record.id, record.image
+        )));
+    }
+    if let Err(e) = run_hook(ctx, &project, "post-deploy", &hook_env).await {
+        ctx.printer.warn(&format!("{}; the release is live", e.what));
+    }
+    if ctx.printer.is_json() {
+        ctx.printer
+            .json(&serde_json::to_value(&record).context(|| "cannot encode the release".into())?);
+    } else {
+        ctx.printer
+            .info(&format!("release {} ({}) is serving", record.id, record.image));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The release history, with a warning for each line that had to be skipped.
+fn read_history(ctx: &Context, project: &Project) -> Result<release::History> {
+    let history = release::history(project)?;
+    for w in history.warnings(project) {
+        ctx.printer.warn(&w);
+    }
+    Ok(history)
 }
 
 /// `deploy --build DIR`: DIR/Dockerfile.prod through the engine, tagged with the release id.
@@ -278,7 +308,7 @@ async fn ensure_image(ctx: &Context, engine: &crate::engine::Engine, image: &str
 
 fn history(ctx: &mut Context, limit: usize) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let mut all = release::history(&project);
+    let mut all = read_history(ctx, &project)?.releases;
     all.reverse();
     all.truncate(limit);
     if ctx.printer.is_json() {

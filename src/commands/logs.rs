@@ -85,7 +85,7 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
     };
     let outcome = tokio::select! {
         biased;
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = crate::signals::received() => Ok(()),
         r = work => r,
     };
     let flushed = writer.flush();

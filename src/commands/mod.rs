@@ -5,6 +5,7 @@ mod backup;
 mod completions;
 mod config;
 mod deploy;
+mod lock;
 mod logs;
 mod monitor;
 mod restart;
@@ -26,9 +27,14 @@ pub struct Context {
     pub printer: Printer,
 }
 
+/// The printer the global flags ask for. Clones share what they learn of the secrets, so
+/// the one `main` keeps for the clean-up masks them too.
+pub fn printer_for(global: &GlobalArgs) -> Printer {
+    Printer::new(global.format(), global.quiet, global.verbose, global.color())
+}
+
 impl Context {
-    pub fn new(global: GlobalArgs) -> Self {
-        let printer = Printer::new(global.format(), global.quiet, global.verbose, global.color());
+    pub fn new(global: GlobalArgs, printer: Printer) -> Self {
         Self { global, printer }
     }
 
@@ -43,8 +49,7 @@ impl Context {
 
     /// Loads the project, shows its warnings, and teaches the printer its secrets.
     pub fn project(&mut self) -> Result<Project> {
-        let mut project = Project::load(&self.project_options())?;
-        crate::ops::release::apply_current(&mut project);
+        let project = Project::load(&self.project_options())?;
         for warning in &project.warnings {
             self.printer.warn(warning);
         }
@@ -53,7 +58,8 @@ impl Context {
     }
 
     pub async fn engine(&self) -> Result<Engine> {
-        let engine = Engine::connect(self.global.docker_host.as_deref()).await?;
+        let mut engine = Engine::connect(self.global.docker_host.as_deref()).await?;
+        engine.set_owner(crate::ops::lock::Owner::me("one-off").labels());
         self.printer.debug(&format!(
             "engine {} (API {}) at {}",
             engine.info.version, engine.info.api_version, engine.info.host
@@ -62,8 +68,24 @@ impl Context {
     }
 }
 
-pub async fn run(cli: Cli) -> (Printer, Result<ExitStatus>) {
-    let mut ctx = Context::new(cli.global);
+impl Context {
+    /// Takes the stack's operation lock (exit 75 naming the holder), then cleans up what a
+    /// crashed command left behind, which only a lock holder may do.
+    pub async fn lock(
+        &self,
+        engine: &Engine,
+        project: &Project,
+        operation: &str,
+        wait: Option<std::time::Duration>,
+    ) -> Result<crate::ops::lock::OperationLock> {
+        let lock = crate::ops::lock::acquire(engine, &project.name, operation, wait, &self.printer).await?;
+        crate::ops::debris::sweep(engine, project, &self.printer).await?;
+        Ok(lock)
+    }
+}
+
+pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
+    let mut ctx = Context::new(cli.global, printer);
     let result = dispatch(&mut ctx, cli.command).await;
     (ctx.printer, result)
 }
@@ -83,5 +105,6 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Backup(args) => backup::run(ctx, args).await,
         Command::Restore(args) => restore::run(ctx, args).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
+        Command::Lock(args) => lock::run(ctx, args).await,
     }
 }

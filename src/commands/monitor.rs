@@ -205,7 +205,7 @@ async fn stream_json(
     loop {
         tokio::select! {
             biased;
-            _ = tokio::signal::ctrl_c() => return Ok(ExitStatus::Success),
+            _ = crate::signals::received() => return Ok(ExitStatus::Success),
             Some(update) = rx.recv() => apply(state, update),
             _ = tick.tick() => {
                 refresh(engine, project, selected, state, feeds).await?;

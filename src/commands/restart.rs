@@ -8,18 +8,20 @@ use crate::cli::RestartArgs;
 use crate::error::{ExitStatus, Result};
 use crate::ops::converge::{Converger, Failure, Mode};
 use crate::ops::wait::Goal;
-use crate::ops::{self, resources};
+use crate::ops::{self, release, resources};
 use crate::stack::graph;
 use std::time::Instant;
 
 pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
-    let project = ctx.project()?;
+    let mut project = ctx.project()?;
     ops::require_setup(&project)?;
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;
+    let _lock = ctx.lock(&engine, &project, "restart", args.lock.wait).await?;
     resources::ensure(&engine, &project, &ctx.printer).await?;
     let containers = engine.project_containers(&project.name).await?;
+    release::adopt_serving(&mut project, &containers);
     let board = ctx.printer.service_board(&selected);
     let converger = Converger {
         engine: &engine,

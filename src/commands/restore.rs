@@ -3,14 +3,12 @@
 //! stopped, starts everything again and checks the row counts against the manifest.
 
 use super::Context;
-use super::backup::{find, parts};
 use crate::cli::RestoreArgs;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::backup::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE};
+use crate::ops::backup::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE, parts};
 use crate::ops::backups::{self, OnDisk};
 use crate::ops::converge::{current_container, running_container};
-use crate::ops::lock;
 use crate::ops::wait::{self, Goal};
 use crate::stack::Project;
 use bytes::Bytes;
@@ -23,7 +21,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let b = find(&project, Some(&args.id))?;
+    let b = backups::find(&project, Some(&args.id))?;
     let problems = backups::problems(&b);
     if !problems.is_empty() {
         let mut err = CtlError::failure(format!("backup {} failed its checks; nothing was changed", b.id));
@@ -44,7 +42,7 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         .collect();
     confirm(&project, &b, &wanted, args.yes)?;
     let engine = ctx.engine().await?;
-    let _lock = lock::acquire(&project.dir.join(".pricescan"), "restore", None).await?;
+    let _lock = ctx.lock(&engine, &project, "restore", args.lock.wait).await?;
     let clock = std::time::Instant::now();
     let safety = backup::take(&engine, &project, "pre-restore", &wanted, &ctx.printer).await?;
     ctx.printer.debug(&format!(

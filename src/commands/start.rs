@@ -6,7 +6,7 @@ use crate::cli::StartArgs;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::ops::converge::{Converger, Failure, Mode};
 use crate::ops::wait::Goal;
-use crate::ops::{self, resources};
+use crate::ops::{self, release, resources};
 use crate::stack::Project;
 use crate::stack::compose::Condition;
 use futures_util::future::join_all;
@@ -14,14 +14,18 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
-    let project = ctx.project()?;
+    let mut project = ctx.project()?;
     ops::require_setup(&project)?;
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;
+    let _lock = ctx.lock(&engine, &project, "start", args.lock.wait).await?;
     for created in resources::ensure(&engine, &project, &ctx.printer).await? {
         ctx.printer.info(&created);
     }
+    let containers = engine.project_containers(&project.name).await?;
+    // Keep the release that serves, whichever checkout deployed it (the engine records it).
+    release::adopt_serving(&mut project, &containers);
     let goals = goals(&project, &waves.concat(), args.no_wait);
     let converger = Converger {
         engine: &engine,
@@ -29,7 +33,7 @@ pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
         board: &ctx.printer.service_board(&waves.concat()),
         timeout: args.timeout,
         drain: drain(&project),
-        containers: engine.project_containers(&project.name).await?,
+        containers,
     };
     let failures = run_waves(&converger, &waves, &goals, Mode::Start).await?;
     report(ctx, &failures, waves.concat().len())

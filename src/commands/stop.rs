@@ -13,6 +13,7 @@ pub async fn run(ctx: &mut Context, args: StopArgs) -> Result<ExitStatus> {
     let mut waves = project.start_waves(&selected)?;
     waves.reverse();
     let engine = ctx.engine().await?;
+    let _lock = ctx.lock(&engine, &project, "stop", args.lock.wait).await?;
     let containers = engine.project_containers(&project.name).await?;
     let board = ctx.printer.service_board(&selected);
     for wave in waves {

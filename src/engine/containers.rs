@@ -38,6 +38,10 @@ pub struct PublishedPort {
 }
 
 impl ContainerInfo {
+    pub fn is_oneoff(&self) -> bool {
+        self.labels.get(labels::ONEOFF).is_some_and(|v| v != "False")
+    }
+
     pub fn is_running(&self) -> bool {
         self.state == "running" || self.state == "restarting"
     }
@@ -144,13 +148,24 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
-fn is_status(e: &Error, code: u16) -> bool {
+pub(super) fn is_status(e: &Error, code: u16) -> bool {
     matches!(e, Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
 impl Engine {
     /// Every container of the project, one-off ones excluded, stopped ones included.
     pub async fn project_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
+        let all = self.all_project_containers(project).await?;
+        Ok(all.into_iter().filter(|c| !c.is_oneoff()).collect())
+    }
+
+    /// The project's one-off containers (migrations, verifies, the lock), stopped ones included.
+    pub async fn oneoff_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
+        let all = self.all_project_containers(project).await?;
+        Ok(all.into_iter().filter(ContainerInfo::is_oneoff).collect())
+    }
+
+    async fn all_project_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{}={project}", labels::PROJECT)],
@@ -200,7 +215,6 @@ impl Engine {
                     labels,
                 }
             })
-            .filter(|c| c.labels.get(labels::ONEOFF).is_none_or(|v| v == "False"))
             .collect())
     }
 
@@ -256,9 +270,17 @@ impl Engine {
     pub async fn create(&self, plan: &ContainerPlan) -> Result<String> {
         let options = CreateContainerOptionsBuilder::default().name(&plan.name).build();
         let what = || format!("cannot create container {} for {}", plan.name, plan.service);
+        let mut body = plan.body.clone();
+        if let Some(l) = body
+            .labels
+            .as_mut()
+            .filter(|l| l.get(labels::ONEOFF).is_some_and(|v| v == "True"))
+        {
+            l.extend(self.owner.clone());
+        }
         let created = self
             .docker
-            .create_container(Some(options), plan.body.clone())
+            .create_container(Some(options), body)
             .await
             .map_err(|e| {
                 let err = engine_error(&what(), e);

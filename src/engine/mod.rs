@@ -5,13 +5,16 @@ mod build;
 mod containers;
 mod errors;
 pub mod labels;
+mod lock;
 mod resources;
 pub mod spec;
 mod streams;
 mod transfer;
 
+use containers::is_status;
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
+pub use lock::LockRecord;
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
 pub use streams::{Event, LogQuery, Output};
@@ -31,6 +34,9 @@ pub const MIN_ENGINE: (u32, u32) = (20, 10);
 pub struct Engine {
     docker: Docker,
     pub info: EngineInfo,
+    /// Labels naming this process, put on every one-off container it creates, so that a
+    /// later command can tell debris (its creator is gone) from work in progress.
+    owner: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -77,7 +83,16 @@ impl Engine {
             api_version: version.api_version.unwrap_or_default(),
             ..EngineInfo::default()
         };
-        Ok(Self { docker, info })
+        Ok(Self {
+            docker,
+            info,
+            owner: Default::default(),
+        })
+    }
+
+    /// Stamps one-off containers created from now on with `labels` (see `owner`).
+    pub fn set_owner(&mut self, labels: std::collections::HashMap<String, String>) {
+        self.owner = labels;
     }
 
     /// True when the engine is at least `MIN_ENGINE`.

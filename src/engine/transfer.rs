@@ -211,12 +211,13 @@ impl Engine {
             ..Default::default()
         };
         let id = self.create_oneoff(project, "oneoff", body).await?;
+        let undo = self.remove_on_exit(&id, "oneoff");
         let result = async {
             self.start(&id).await?;
             self.wait_exit(&id).await
         }
         .await;
-        let _ = self.remove(&id).await;
+        let _ = undo.run_now(&crate::output::Printer::silent()).await;
         result
     }
 
@@ -267,13 +268,14 @@ impl Engine {
         log_lines: usize,
     ) -> Result<(i64, Vec<String>)> {
         let id = self.create(plan).await?;
+        let undo = self.remove_on_exit(&id, &plan.name);
         let result = async {
             self.start(&id).await?;
             let code = self.wait_exit(&id).await?;
             Ok((code, self.log_tail(&id, log_lines).await.unwrap_or_default()))
         }
         .await;
-        let _ = self.remove(&id).await;
+        let _ = undo.run_now(&crate::output::Printer::silent()).await;
         result
     }
 }
@@ -306,11 +308,13 @@ impl Engine {
         mut body: bollard::models::ContainerCreateBody,
     ) -> Result<String> {
         use bollard::query_parameters::CreateContainerOptionsBuilder;
-        body.labels = Some(std::collections::HashMap::from([
+        let mut labels = self.owner.clone();
+        labels.extend([
             (super::labels::PROJECT.to_string(), project.to_string()),
             (super::labels::ONEOFF.to_string(), "True".to_string()),
             (super::labels::MANAGED_BY.to_string(), "pricescan-ctl".to_string()),
-        ]));
+        ]);
+        body.labels = Some(labels);
         let name = format!("{project}-{kind}-{}", std::process::id());
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self
@@ -319,5 +323,17 @@ impl Engine {
             .await
             .map_err(|e| engine_error(&format!("cannot create the {kind} container"), e))?;
         Ok(created.id)
+    }
+}
+
+impl Engine {
+    /// Registers the removal of a one-off container with the clean-up path, so that a signal
+    /// that drops the caller half-way still removes it.
+    pub fn remove_on_exit(&self, id: &str, what: &str) -> crate::cleanup::Pending {
+        use futures_util::FutureExt;
+        let (engine, id) = (self.clone(), id.to_string());
+        crate::cleanup::on_exit(format!("remove the one-off container {what}"), move |_| {
+            async move { engine.remove(&id).await }.boxed()
+        })
     }
 }

@@ -75,6 +75,23 @@ pub struct Manifest {
     pub verified_at: Option<String>,
 }
 
+pub fn reason_word(reason: crate::cli::BackupReason) -> &'static str {
+    match reason {
+        crate::cli::BackupReason::Nightly => "nightly",
+        crate::cli::BackupReason::PreDeploy => "pre-deploy",
+        crate::cli::BackupReason::Manual => "manual",
+        crate::cli::BackupReason::PreRestore => "pre-restore",
+    }
+}
+
+pub fn parts(only: Option<crate::cli::BackupPart>) -> Vec<Part> {
+    match only {
+        Some(crate::cli::BackupPart::Mysql) => vec![Part::Mysql],
+        Some(crate::cli::BackupPart::Redis) => vec![Part::Redis],
+        None => vec![Part::Mysql, Part::Redis],
+    }
+}
+
 /// BACKUP_DIR from .env.prod, relative to the project directory.
 pub fn backup_root(project: &Project) -> PathBuf {
     let dir = project

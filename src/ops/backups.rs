@@ -62,6 +62,20 @@ pub fn list(root: &Path) -> Result<Vec<OnDisk>> {
     Ok(out)
 }
 
+/// A complete backup by id, or the newest one; exit 2 when there is none.
+pub fn find(project: &crate::stack::Project, id: Option<&str>) -> Result<OnDisk> {
+    let all = list(&super::backup::backup_root(project))?;
+    let complete = all.into_iter().filter(|b| b.manifest.is_some());
+    let found = match id {
+        Some(id) => complete.into_iter().find(|b| b.id == id),
+        None => complete.max_by(|a, b| a.id.cmp(&b.id)),
+    };
+    found.ok_or_else(|| {
+        CtlError::usage(format!("no backup {}", id.unwrap_or("exists yet")))
+            .hint("`pricescan-ctl backup list` shows the backups")
+    })
+}
+
 pub fn policy(env: &crate::stack::Environment) -> Policy {
     let d = Policy::default();
     let n = |key: &str, default: usize| {
@@ -205,8 +219,9 @@ pub async fn deep_check(engine: &crate::engine::Engine, project: &str, b: &OnDis
         ),
     ];
     let id = engine.create_isolated(project, image, env).await?;
+    let undo = engine.remove_on_exit(&id, "verify");
     let result = load_and_count(engine, &id, b, m).await;
-    let _ = engine.remove(&id).await;
+    let _ = undo.run_now(&crate::output::Printer::silent()).await;
     result
 }
 

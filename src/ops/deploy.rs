@@ -26,12 +26,14 @@ pub struct Plan<'a> {
     pub drain: Duration,
 }
 
-/// How a rollout ended, for the release record and the exit code.
+/// How the switch ended, for the release record and the exit code.
 pub enum Outcome {
-    Succeeded,
+    /// Nginx sends traffic to the new container: the release serves from here on, whatever
+    /// happens to the old one. `old` is what still has to drain and stop.
+    Switched { new: String, old: ContainerInfo },
     /// The new release failed and the old one serves: exit 4.
     RolledBack(CtlError),
-    /// Interrupted by Ctrl-C; the old one serves: exit 130.
+    /// A signal arrived before the switch; the old one serves: exit 130/143.
     Interrupted,
 }
 
@@ -39,7 +41,8 @@ fn step(printer: &Printer, started: Instant, text: &str) {
     printer.info(&format!("[{:>5.1}s] {text}", started.elapsed().as_secs_f64()));
 }
 
-pub async fn roll_out(plan: &Plan<'_>) -> Result<Outcome> {
+/// Starts the new release beside the old one and moves Nginx to it once it is healthy.
+pub async fn switch(plan: &Plan<'_>) -> Result<Outcome> {
     let started = Instant::now();
     let containers = plan.engine.project_containers(&plan.project.name).await?;
     let old = current_container(&containers, API_SERVICE)
@@ -51,9 +54,7 @@ pub async fn roll_out(plan: &Plan<'_>) -> Result<Outcome> {
             .hint("start the stack first: `pricescan-ctl start`"));
     };
     let mut project = plan.project.clone();
-    if let Some(s) = project.file.services.get_mut(API_SERVICE) {
-        s.image = Some(plan.image.clone());
-    }
+    super::release::pin(&mut project, &plan.release, &plan.image);
     let number = containers
         .iter()
         .filter(|c| c.service == API_SERVICE)
@@ -61,25 +62,23 @@ pub async fn roll_out(plan: &Plan<'_>) -> Result<Outcome> {
         .max()
         .unwrap_or(0)
         + 1;
-    let spec = engine::spec::plan(
-        &project,
-        API_SERVICE,
-        number,
-        &[(labels::RELEASE, plan.release.clone())],
-    )?;
+    let spec = engine::spec::plan(&project, API_SERVICE, number, &[])?;
     step(
         plan.printer,
         started,
         &format!("starting {} ({}) beside {}", spec.name, plan.image, old.name),
     );
     let new_id = plan.engine.create(&spec).await?;
+    // Until traffic moves, undoing means removing the new container; a signal that drops
+    // this future still gets that done on the way out.
+    let undo = plan.engine.remove_on_exit(&new_id, &spec.name);
     let ready = tokio::select! {
         r = healthy(plan, &new_id, &spec.name, &nginx) => Some(r),
-        _ = tokio::signal::ctrl_c() => None,
+        _ = crate::signals::received() => None,
     };
     let failure = match ready {
         None => {
-            plan.engine.remove(&new_id).await?;
+            undo.run_now(plan.printer).await?;
             step(
                 plan.printer,
                 started,
@@ -96,7 +95,7 @@ pub async fn roll_out(plan: &Plan<'_>) -> Result<Outcome> {
         }
     };
     if let Some(e) = failure {
-        plan.engine.remove(&new_id).await.map_err(|r| {
+        undo.run_now(plan.printer).await.map_err(|r| {
             CtlError::new(
                 ExitStatus::RollbackFailed,
                 "the new release failed and could not be removed",
@@ -115,30 +114,58 @@ pub async fn roll_out(plan: &Plan<'_>) -> Result<Outcome> {
         );
         return Ok(Outcome::RolledBack(e));
     }
+    undo.disarm();
+    step(plan.printer, started, &format!("{} serves", spec.name));
+    Ok(Outcome::Switched { new: spec.name, old })
+}
+
+/// After the switch: the old container drains (cut short by a signal), is stopped and kept
+/// for rollback, and the upstream names the service again. Failures here are warnings on a
+/// release that serves.
+pub async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
+    let mut warnings = Vec::new();
     step(
         plan.printer,
-        started,
+        Instant::now(),
         &format!(
             "draining {} for {}",
             old.name,
             humantime::format_duration(plan.drain)
         ),
     );
-    tokio::time::sleep(plan.drain).await;
-    let grace = project
+    tokio::select! {
+        _ = tokio::time::sleep(plan.drain) => {}
+        s = crate::signals::received() => warnings.push(format!("{} cut the drain of {} short", s.name(), old.name)),
+    }
+    let grace = plan
+        .project
         .service(API_SERVICE)
         .stop_grace_period
         .as_ref()
         .map(|d| d.value);
-    plan.engine.stop(&old.id, grace).await?;
+    if let Err(e) = plan.engine.stop(&old.id, grace).await {
+        warnings.push(format!("could not stop {}: {}", old.name, e.what));
+    }
+    let containers = plan
+        .engine
+        .project_containers(&plan.project.name)
+        .await
+        .unwrap_or_default();
     // At rest the upstream names the service again (only the new container answers to it now).
-    nginx::point_upstream(plan.engine, &project, Some(&nginx), API_SERVICE).await?;
-    step(
-        plan.printer,
-        started,
-        &format!("{} serves; {} stopped and kept for rollback", spec.name, old.name),
-    );
-    Ok(Outcome::Succeeded)
+    if let Err(e) = nginx::point_upstream(
+        plan.engine,
+        plan.project,
+        nginx::running_nginx(&containers),
+        API_SERVICE,
+    )
+    .await
+    {
+        warnings.push(format!(
+            "could not point Nginx back at the service name: {}",
+            e.what
+        ));
+    }
+    warnings
 }
 
 /// Health check, then /health probed from Nginx's container (the path requests will take).

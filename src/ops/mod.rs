@@ -6,6 +6,7 @@ pub mod backup;
 pub mod backups;
 pub mod buildctx;
 pub mod converge;
+pub mod debris;
 pub mod deploy;
 pub mod images;
 pub mod lock;

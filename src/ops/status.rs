@@ -82,6 +82,10 @@ pub async fn collect(
 ) -> Result<StackStatus> {
     let (containers, endpoints) = tokio::join!(engine.project_containers(&project.name), probe_all(project));
     let containers = containers?;
+    // Drift is measured against the release that serves, not the compose file's image.
+    let mut project = project.clone();
+    super::release::adopt_serving(&mut project, &containers);
+    let project = &project;
     let rows = join_all(
         selected
             .iter()

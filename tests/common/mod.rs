@@ -322,3 +322,27 @@ pub fn load_loop(
 pub fn json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", run.all()))
 }
+
+impl TestProject {
+    /// Holds the stack's operation lock the way a process on another host would: the lock
+    /// container, labelled with an owner this host cannot check (so it is never taken over).
+    pub fn hold_lock_elsewhere(&self, operation: &str) {
+        let out = Command::new("docker")
+            .args(["create", "--name", &format!("{}-lock", self.name)])
+            .args(["--label", &format!("com.docker.compose.project={}", self.name)])
+            .args(["--label", "com.docker.compose.oneoff=True"])
+            .args(["--label", &format!("io.pricescan.owner.operation={operation}")])
+            .args(["--label", "io.pricescan.owner.user=ci"])
+            .args(["--label", "io.pricescan.owner.host=elsewhere"])
+            .args(["--label", "io.pricescan.owner.pid=4242"])
+            .args(["--label", "io.pricescan.owner.since=2026-01-01T00:00:00Z"])
+            .args(["pricescan-ctl/lock:1", "/pricescan-lock"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cannot create the lock container: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

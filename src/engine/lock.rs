@@ -1,0 +1,100 @@
+//! The stack's operation lock as an engine object: a labelled container that is never
+//! started. A container name is unique per engine, so creating it is an atomic test-and-set
+//! that every client of the engine sees: other checkouts, and jobs reaching it remotely.
+
+use super::{Engine, engine_error, is_status, labels};
+use crate::error::Result;
+use bollard::models::ContainerCreateBody;
+use bollard::query_parameters::{CreateContainerOptionsBuilder, CreateImageOptionsBuilder};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+
+/// A tiny local image the lock container is created from: no registry, no stack image needed.
+const LOCK_IMAGE_REPO: &str = "pricescan-ctl/lock";
+const LOCK_IMAGE_TAG: &str = "1";
+
+/// The lock container as found in the engine.
+#[derive(Debug, Clone)]
+pub struct LockRecord {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
+
+impl Engine {
+    /// Creates the lock container `name`; None when it already exists (someone holds it).
+    pub async fn create_lock(&self, name: &str, extra: HashMap<String, String>) -> Result<Option<String>> {
+        match self.try_create_lock(name, &extra).await {
+            Err(e) if is_status(&e, 404) => {
+                self.import_lock_image().await?;
+                self.try_create_lock(name, &extra).await
+            }
+            other => other,
+        }
+        .map_or_else(
+            |e| match is_status(&e, 409) {
+                true => Ok(None),
+                false => Err(engine_error("cannot create the operation lock", e)),
+            },
+            |id| Ok(Some(id)),
+        )
+    }
+
+    async fn try_create_lock(
+        &self,
+        name: &str,
+        extra: &HashMap<String, String>,
+    ) -> std::result::Result<String, bollard::errors::Error> {
+        let mut all = extra.clone();
+        all.insert(labels::ONEOFF.into(), "True".into());
+        all.insert(labels::MANAGED_BY.into(), "pricescan-ctl".into());
+        let body = ContainerCreateBody {
+            image: Some(format!("{LOCK_IMAGE_REPO}:{LOCK_IMAGE_TAG}")),
+            cmd: Some(vec!["/pricescan-lock".into()]),
+            network_disabled: Some(true),
+            labels: Some(all),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        Ok(self.docker.create_container(Some(options), body).await?.id)
+    }
+
+    /// The lock container `name`, if it exists.
+    pub async fn find_lock(&self, name: &str) -> Result<Option<LockRecord>> {
+        match self.docker.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(LockRecord {
+                id: c.id.unwrap_or_default(),
+                labels: c.config.and_then(|cfg| cfg.labels).unwrap_or_default(),
+            })),
+            Err(e) if is_status(&e, 404) => Ok(None),
+            Err(e) => Err(engine_error("cannot read the operation lock", e)),
+        }
+    }
+
+    /// `docker import` of a one-file rootfs; the container made from it never runs.
+    async fn import_lock_image(&self) -> Result<()> {
+        let mut tar = tar::Builder::new(Vec::new());
+        let text = b"pricescan-ctl operation lock: this image is never run\n";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "pricescan-lock", &text[..])
+            .and_then(|_| tar.finish())
+            .map_err(|e| crate::error::CtlError::failure("cannot build the lock image").cause(e))?;
+        let bytes = tar
+            .into_inner()
+            .map_err(|e| crate::error::CtlError::failure("cannot build the lock image").cause(e))?;
+        let options = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(LOCK_IMAGE_REPO)
+            .tag(LOCK_IMAGE_TAG)
+            .build();
+        let mut stream =
+            self.docker
+                .create_image(Some(options), Some(bollard::body_full(bytes.into())), None);
+        while let Some(item) = stream.next().await {
+            item.map_err(|e| engine_error("cannot import the lock image", e))?;
+        }
+        Ok(())
+    }
+}
