@@ -95,28 +95,29 @@ pub async fn run_all(printer: &Printer) -> bool {
         if !entry.routine {
             printer.warn(&format!("undoing: {}", entry.what));
         }
-        let mut step = (entry.action)(printer.clone());
-        loop {
-            let seen = crate::signals::count();
-            tokio::select! {
-                result = &mut step => {
-                    if let Err(e) = result {
-                        ok = false;
-                        printer.warn(&format!("could not undo {}: {}", entry.what, e.what));
-                        for cause in &e.causes {
-                            printer.warn(&format!("  cause: {cause}"));
-                        }
-                    }
-                    break;
-                }
-                _ = crate::signals::another_after(seen) => {
-                    let mut left = vec![entry.what.clone()];
-                    left.extend(descriptions());
-                    printer.warn(&format!(
-                        "still undoing, please wait: {}",
-                        left.join("; then ")
-                    ));
-                }
+        let step = (entry.action)(printer.clone());
+        if let Err(e) = despite_signals(&entry.what, step, printer).await {
+            ok = false;
+            printer.warn(&format!("could not undo {}: {}", entry.what, e.what));
+            for cause in &e.causes {
+                printer.warn(&format!("  cause: {cause}"));
+            }
+        }
+    }
+}
+
+/// Runs `step` to its end. Each further signal is answered with what is still being undone
+/// (this step, then whatever is registered), instead of abandoning it half-way.
+pub async fn despite_signals<T>(what: &str, step: impl Future<Output = T>, printer: &Printer) -> T {
+    let mut step = std::pin::pin!(step);
+    loop {
+        let seen = crate::signals::count();
+        tokio::select! {
+            out = &mut step => return out,
+            _ = crate::signals::another_after(seen) => {
+                let mut left = vec![what.to_string()];
+                left.extend(descriptions());
+                printer.warn(&format!("still undoing, please wait: {}", left.join("; then ")));
             }
         }
     }

@@ -148,6 +148,34 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// How long an exec may run unless its caller names another deadline.
+pub const EXEC_DEADLINE: Duration = Duration::from_secs(60);
+/// How long past its grace period a stop may take before the engine counts as hung.
+const STOP_MARGIN: Duration = Duration::from_secs(30);
+
+/// The error of a call that outlived its deadline, naming both.
+pub fn deadline_error(what: &str, deadline: Duration) -> CtlError {
+    CtlError::failure(format!(
+        "{what} did not finish within its deadline of {}",
+        humantime::format_duration(deadline)
+    ))
+    .hint("the container or the engine may be hung: check `pricescan-ctl status` and `pricescan-ctl logs`")
+}
+
+/// A command for an error line: its script, shortened (scripts carry no secrets, only
+/// names of variables).
+fn shown(cmd: &[&str]) -> String {
+    let text = cmd.last().copied().unwrap_or_default().replace('\n', " ");
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
 pub(super) fn is_status(e: &Error, code: u16) -> bool {
     matches!(e, Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
@@ -325,16 +353,20 @@ impl Engine {
         }
     }
 
-    /// Stops gracefully: the stop signal, then SIGKILL after `grace`.
+    /// Stops gracefully: the stop signal, then SIGKILL after `grace` (the engine's default of
+    /// 10 s without one). An engine that has not answered well after that is an error.
     pub async fn stop(&self, id: &str, grace: Option<Duration>) -> Result<()> {
         let mut options = StopContainerOptionsBuilder::default();
         if let Some(g) = grace {
             options = options.t(g.as_secs().min(i32::MAX as u64) as i32);
         }
-        match self.docker.stop_container(id, Some(options.build())).await {
-            Ok(()) => Ok(()),
-            Err(e) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
-            Err(e) => Err(engine_error(&format!("cannot stop container {id}"), e)),
+        let deadline = grace.unwrap_or(Duration::from_secs(10)) + STOP_MARGIN;
+        let stop = self.docker.stop_container(id, Some(options.build()));
+        match tokio::time::timeout(deadline, stop).await {
+            Err(_) => Err(deadline_error(&format!("stopping {}", short(id)), deadline)),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
+            Ok(Err(e)) => Err(engine_error(&format!("cannot stop container {id}"), e)),
         }
     }
 
@@ -368,9 +400,20 @@ impl Engine {
         Ok(text.lines().map(str::to_string).collect())
     }
 
-    /// Runs a command in a running container and collects its output. No TTY, so stdout and
-    /// stderr stay apart; nothing secret goes in `cmd`.
+    /// Runs a command in a running container and collects its output, within
+    /// `EXEC_DEADLINE`. No TTY, so stdout and stderr stay apart; nothing secret goes in `cmd`.
     pub async fn exec(&self, id: &str, cmd: &[&str]) -> Result<ExecOutput> {
+        self.exec_within(id, cmd, EXEC_DEADLINE).await
+    }
+
+    /// `exec` with its own deadline; a command still running then is an error that names it.
+    pub async fn exec_within(&self, id: &str, cmd: &[&str], deadline: Duration) -> Result<ExecOutput> {
+        tokio::time::timeout(deadline, self.exec_unbounded(id, cmd))
+            .await
+            .map_err(|_| deadline_error(&format!("`{}` in {}", shown(cmd), short(id)), deadline))?
+    }
+
+    async fn exec_unbounded(&self, id: &str, cmd: &[&str]) -> Result<ExecOutput> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
         let what = || format!("cannot run {} in {id}", cmd.join(" "));
         let config = CreateExecOptions {

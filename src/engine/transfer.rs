@@ -89,8 +89,23 @@ impl Engine {
         &self,
         id: &str,
         cmd: &[&str],
+        input: impl AsyncRead + Unpin,
+        progress: impl FnMut(u64),
+    ) -> Result<(i64, String, String)> {
+        self.exec_with_input_as(id, cmd, input, progress, &mut |_| {})
+            .await
+    }
+
+    /// `exec_with_input`, telling `started` the exec's id first: a caller that may drop this
+    /// future can then wait for the command to end (`wait_exec_gone`) before touching the
+    /// same data again.
+    pub async fn exec_with_input_as(
+        &self,
+        id: &str,
+        cmd: &[&str],
         mut input: impl AsyncRead + Unpin,
         mut progress: impl FnMut(u64),
+        started: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(i64, String, String)> {
         let what = || format!("cannot run {} in {id}", cmd.first().unwrap_or(&""));
         let exec = self
@@ -98,6 +113,7 @@ impl Engine {
             .create_exec(id, exec_options(cmd, true))
             .await
             .map_err(|e| engine_error(&what(), e))?;
+        started(&exec.id);
         let StartExecResults::Attached {
             mut output,
             input: mut stdin,
@@ -159,6 +175,27 @@ impl Engine {
             .await
             .map_err(|e| engine_error(&what(), e))?;
         Ok((inspect.exit_code.unwrap_or(-1), out, err))
+    }
+
+    /// Waits until the exec `exec_id` is no longer running, up to `deadline`.
+    pub async fn wait_exec_gone(&self, exec_id: &str, deadline: std::time::Duration) -> Result<()> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            match self.docker.inspect_exec(exec_id).await {
+                Ok(e) if e.running == Some(true) => {}
+                Ok(_) => return Ok(()),
+                Err(e) if super::is_status(&e, 404) => return Ok(()),
+                Err(e) => return Err(engine_error("cannot inspect the exec", e)),
+            }
+            if std::time::Instant::now() >= until {
+                return Err(CtlError::failure(format!(
+                    "the interrupted command (exec {}) was still running after {}",
+                    &exec_id[..exec_id.len().min(12)],
+                    humantime::format_duration(deadline)
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// A path in the container as a tar stream (the archive API).

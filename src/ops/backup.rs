@@ -205,7 +205,11 @@ pub async fn take(
     };
     if parts.contains(&Part::Mysql) {
         let c = running_container(&containers, MYSQL_SERVICE)?;
-        dump_mysql(engine, c, &partial.path, &mut manifest, printer).await?;
+        let fixed = project
+            .env
+            .get("BACKUP_DUMP_DEADLINE")
+            .and_then(|v| humantime::parse_duration(&v).ok());
+        dump_mysql(engine, c, &partial.path, &mut manifest, printer, fixed).await?;
         manifest.images.insert(
             MYSQL_SERVICE.into(),
             project.service(MYSQL_SERVICE).image.clone().unwrap_or_default(),
@@ -272,6 +276,7 @@ async fn dump_mysql(
     dir: &Path,
     manifest: &mut Manifest,
     printer: &Printer,
+    fixed_deadline: Option<Duration>,
 ) -> Result<()> {
     let help = sh(engine, &c.id, "mysqldump --help 2>/dev/null || true").await?;
     let flags: Vec<&str> = DUMP_FLAGS
@@ -307,21 +312,35 @@ async fn dump_mysql(
         async_compression::Level::Precise(3),
         &params,
     );
+    let deadline = match fixed_deadline {
+        Some(value) => Deadline {
+            value,
+            why: "BACKUP_DUMP_DEADLINE".into(),
+        },
+        None => dump_deadline(engine, &c.id, manifest.database.as_deref()).await?,
+    };
     let mut exec = engine.exec_stream(&c.id, &["sh", "-c", &script]).await?;
     let mut counter = RowCounter::new();
     let mut tail: Vec<u8> = Vec::with_capacity(256);
     let mut raw = 0u64;
     let bar = printer.progress(0, "mysql dump");
-    while let Some(chunk) = exec.next_stdout().await? {
-        counter.feed(&chunk);
-        raw += chunk.len() as u64;
-        tail.extend_from_slice(&chunk[chunk.len().saturating_sub(256)..]);
-        tail.drain(..tail.len().saturating_sub(256));
-        out.write_all(&chunk)
-            .await
-            .map_err(io_err(format!("cannot write {}", path.display())))?;
-        bar.set_position(raw);
-    }
+    let stream = async {
+        while let Some(chunk) = exec.next_stdout().await? {
+            counter.feed(&chunk);
+            raw += chunk.len() as u64;
+            tail.extend_from_slice(&chunk[chunk.len().saturating_sub(256)..]);
+            tail.drain(..tail.len().saturating_sub(256));
+            out.write_all(&chunk)
+                .await
+                .map_err(io_err(format!("cannot write {}", path.display())))?;
+            bar.set_position(raw);
+        }
+        Ok::<_, CtlError>(())
+    };
+    // A hung dump must never hold the lock forever.
+    tokio::time::timeout(deadline.value, stream).await.map_err(|_| {
+        crate::engine::deadline_error(&format!("the MySQL dump ({})", deadline.why), deadline.value)
+    })??;
     bar.finish_and_clear();
     out.shutdown()
         .await
@@ -356,6 +375,26 @@ async fn dump_mysql(
     });
     manifest.row_counts = counter.counts;
     Ok(())
+}
+
+/// The dump's deadline: BACKUP_DUMP_DEADLINE when set, else scaled to the data's size.
+struct Deadline {
+    value: Duration,
+    why: String,
+}
+
+/// Generous: ten minutes, plus a minute for every 500 MB the server says the data takes.
+async fn dump_deadline(engine: &Engine, id: &str, db: Option<&str>) -> Result<Deadline> {
+    let query = format!(
+        "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1 -N -B -e \"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = '{}'\"",
+        db.unwrap_or_default().replace('\'', "")
+    );
+    let bytes: u64 = sh(engine, id, &query).await?.trim().parse().unwrap_or(0);
+    let value = Duration::from_secs(600 + 60 * bytes.div_ceil(500 << 20));
+    Ok(Deadline {
+        value,
+        why: format!("scaled to {} of data", crate::output::human_bytes(bytes)),
+    })
 }
 
 fn info_field(info: &str, key: &str) -> Option<String> {

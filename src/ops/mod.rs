@@ -15,6 +15,7 @@ pub mod monitor;
 pub mod nginx;
 pub mod release;
 pub mod resources;
+pub mod restore;
 pub mod sqlcount;
 pub mod status;
 pub mod wait;

@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 pub const NGINX_SERVICE: &str = "pricescan-nginx";
 pub const UPSTREAM_FILE: &str = "nginx/upstream.inc";
+/// `nginx -t` and `nginx -s reload` answer in milliseconds; seconds mean a hung Nginx.
+const NGINX_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn upstream_path(project: &Project) -> PathBuf {
     project.dir.join(CONFIG_DIR).join(UPSTREAM_FILE)
@@ -88,14 +90,18 @@ async fn reload_or_restore(
 
 /// `nginx -t`, then a graceful `nginx -s reload`.
 pub async fn reload(engine: &Engine, nginx_id: &str) -> Result<()> {
-    let test = engine.exec(nginx_id, &["nginx", "-t", "-q"]).await?;
+    let test = engine
+        .exec_within(nginx_id, &["nginx", "-t", "-q"], NGINX_DEADLINE)
+        .await?;
     if test.exit_code != 0 {
         return Err(
             CtlError::failure("nginx rejected the new configuration; it keeps serving the old one")
                 .cause(test.stderr.trim()),
         );
     }
-    let reload = engine.exec(nginx_id, &["nginx", "-s", "reload"]).await?;
+    let reload = engine
+        .exec_within(nginx_id, &["nginx", "-s", "reload"], NGINX_DEADLINE)
+        .await?;
     if reload.exit_code != 0 {
         return Err(CtlError::failure("nginx could not reload").cause(reload.stderr.trim()));
     }

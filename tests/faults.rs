@@ -1,0 +1,357 @@
+//! The promise under faults (DESIGN §8), drilled on the real stack with real signals sent to
+//! the built binary: SIGTERM, SIGINT, SIGHUP and SIGKILL in backup and restore, a second
+//! checkout and a remote holder of the lock, a restart racing a deploy, and a bad byte in the
+//! release log. Each scenario is its own test, so one failure does not hide the next.
+
+mod common;
+
+use common::{TestProject, json, load_loop};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// MySQL and Redis (and the API with `api`), with `rows` rows of 100 bytes in `big`.
+fn stack(tag: &str, rows: u32, api: bool) -> TestProject {
+    let mut p = TestProject::new(tag).with_own_ports();
+    p.set_env("COMPOSE_PROFILES", "");
+    p.set_env("API_DRAIN", "1s");
+    p.ok(&["setup", "--skip-images"]);
+    match api {
+        true => p.ok(&["start"]),
+        false => p.ok(&["start", "-s", "mysql", "-s", "redis"]),
+    };
+    p.sql(&format!(
+        "CREATE TABLE big (id INT PRIMARY KEY, v VARCHAR(100)); \
+         INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_{rows}"
+    ));
+    p
+}
+
+/// The binary in the background, its stdout lines arriving on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+fn spawn(p: &TestProject, args: &[&str]) -> Running {
+    let mut child = p
+        .cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    Running { child, lines }
+}
+
+impl Running {
+    /// Waits for a stdout line containing `needle`.
+    fn wait_for(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200))
+                && line.contains(needle)
+            {
+                return;
+            }
+        }
+        panic!("no line with {needle:?} within 120 s");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Exit code and stderr.
+    fn finish(self) -> (Option<i32>, String) {
+        let out = self.child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn dir_names(p: &TestProject, rel: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(p.file(rel))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn wait_for_partial(p: &TestProject) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !dir_names(p, "backups").iter().any(|n| n.ends_with(".partial")) {
+        assert!(Instant::now() < deadline, "no backup started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lock_is_free(p: &TestProject) -> bool {
+    p.ok(&["lock", "status"]).stdout.contains(": free")
+}
+
+fn api_state(p: &TestProject) -> String {
+    common::docker_format(
+        "container",
+        &format!("{}-pricescan-api-1", p.name),
+        "{{.State.Status}} {{.State.Health.Status}}",
+    )
+    .unwrap_or_default()
+}
+
+#[test]
+fn signals_during_backup_leave_nothing_and_exit_with_their_code() {
+    let p = stack("sigbk", 400_000, false);
+    let first = json(&p.ok(&["--json", "backup", "--only", "mysql"]))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let kept = std::fs::read(p.file("backups").join(&first).join("mysql.sql.zst")).unwrap();
+    for (sig, code) in [("-TERM", 143), ("-INT", 130), ("-HUP", 129)] {
+        std::thread::sleep(Duration::from_millis(1100)); // a new id needs a new second
+        let run = spawn(&p, &["backup", "--only", "mysql"]);
+        wait_for_partial(&p);
+        run.signal(sig);
+        let (exit, stderr) = run.finish();
+        assert_eq!(exit, Some(code), "{sig}: {stderr}");
+        assert!(stderr.contains("interrupted by SIG"), "{sig}: {stderr}");
+        assert_eq!(dir_names(&p, "backups"), vec![first.clone()], "{sig} left debris");
+        assert!(lock_is_free(&p), "{sig} left the lock held");
+    }
+    let after = std::fs::read(p.file("backups").join(&first).join("mysql.sql.zst")).unwrap();
+    assert!(after == kept, "an older backup changed");
+}
+
+#[test]
+fn debris_of_a_killed_backup_is_cleaned_by_the_next_lock_taker() {
+    let p = stack("killbk", 400_000, false);
+    let run = spawn(&p, &["backup", "--only", "mysql"]);
+    wait_for_partial(&p);
+    run.signal("-KILL");
+    let (exit, _) = run.finish();
+    assert_eq!(exit, None, "killed");
+    assert!(dir_names(&p, "backups")[0].ends_with(".partial"));
+    let status = p.ok(&["lock", "status"]).stdout;
+    assert!(status.contains("that process is gone"), "{status}");
+
+    let next = p.ok(&["backup", "--only", "redis"]);
+    assert!(
+        next.stderr.contains("taking over the operation lock"),
+        "{}",
+        next.all()
+    );
+    assert!(
+        next.stderr.contains(".partial: an interrupted backup left it"),
+        "{}",
+        next.all()
+    );
+    let names = dir_names(&p, "backups");
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with("-manual"), "{names:?}");
+    assert!(lock_is_free(&p));
+}
+
+#[test]
+fn a_second_checkout_and_a_remote_holder_are_excluded() {
+    let p = stack("twockt", 400_000, true);
+    // The same project in another directory: same name, same engine, same .env.prod.
+    let mut other = TestProject::new("twockt-b");
+    other.name = p.name.clone();
+    other.env = p.env.clone();
+    for rel in [".env.prod", "docker-compose.prod.yml"] {
+        other.write(rel, &p.read(rel));
+    }
+    let copy = Command::new("cp")
+        .args(["-a", &p.file("config").display().to_string()])
+        .arg(other.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+
+    let backup = spawn(&p, &["backup", "--only", "mysql"]);
+    wait_for_partial(&p);
+    let stop = other.run(&["stop", "-s", "api"]);
+    assert_eq!(stop.code, 75, "{}", stop.all());
+    assert!(
+        stop.stderr.contains("held by backup by")
+            && stop.stderr.contains(&format!("(pid {})", backup.child.id())),
+        "{}",
+        stop.all()
+    );
+    let (exit, stderr) = backup.finish();
+    assert_eq!(exit, Some(0), "{stderr}");
+    assert!(api_state(&p).starts_with("running"), "the API was stopped");
+    // --wait waits its turn instead.
+    other.ok(&["stop", "-s", "api", "--wait", "30s"]);
+    assert!(api_state(&p).starts_with("exited"));
+    p.ok(&["start", "-s", "api"]);
+
+    // A holder on another host cannot be checked from here: never taken over, only forced.
+    p.hold_lock_elsewhere("deploy");
+    assert!(
+        p.ok(&["lock", "status"])
+            .stdout
+            .contains("held by deploy by ci on elsewhere")
+    );
+    let start = p.run(&["start"]);
+    assert_eq!(start.code, 75, "{}", start.all());
+    let json_status = json(&p.ok(&["--json", "lock", "status"]));
+    assert_eq!(json_status["holder"]["host"], "elsewhere");
+    assert_eq!(p.run(&["lock", "release"]).code, 2);
+    p.ok(&["lock", "release", "--force"]);
+    assert!(lock_is_free(&p));
+    p.ok(&["start"]);
+}
+
+#[test]
+fn a_restart_racing_a_deploy_waits_and_the_log_tells_the_truth() {
+    let mut p = stack("race", 10, true);
+    p.set_env("API_DRAIN", "6s");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
+    let deploy = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    deploy.wait_for("draining");
+    let restart = p.run(&["restart", "-s", "api"]);
+    assert_eq!(restart.code, 75, "{}", restart.all());
+    assert!(restart.stderr.contains("held by deploy by"), "{}", restart.all());
+    let waited = spawn(&p, &["restart", "-s", "api", "--wait", "2m"]);
+    let (exit, stderr) = deploy.finish();
+    assert_eq!(exit, Some(0), "{stderr}");
+    let (exit, stderr) = waited.finish();
+    assert_eq!(exit, Some(0), "{stderr}");
+    // A plain start from here (or any checkout) keeps what the engine says serves.
+    p.ok(&["start"]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let r = load.join().unwrap();
+    assert!(r.ok > 50 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+    let history = json(&p.ok(&["--json", "deploy", "history"]));
+    let status = json(&p.run(&["--json", "status"]));
+    assert_eq!(history[0]["result"], "succeeded");
+    assert_eq!(status["release"], history[0]["id"], "{status:#}");
+    let body = Command::new("curl")
+        .args([
+            "-fsS",
+            &format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&body.stdout).contains("v2"),
+        "v2 must serve"
+    );
+}
+
+#[test]
+fn a_bad_byte_in_the_release_log_loses_no_history() {
+    let p = stack("badlog", 10, true);
+    p.ok(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    let log = p.file(".pricescan/releases.jsonl");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.push(0xff);
+    std::fs::write(&log, &bytes).unwrap();
+
+    let history = p.ok(&["deploy", "history"]);
+    assert!(
+        history.stdout.contains("pricescan-test/api:v2"),
+        "{}",
+        history.all()
+    );
+    assert!(
+        history.stderr.contains("releases.jsonl:2: skipped a line"),
+        "{}",
+        history.all()
+    );
+    let status = p.run(&["status"]);
+    assert!(!status.stdout.contains("none recorded"), "{}", status.all());
+
+    p.ok(&["deploy", "--image", "pricescan-test/api:v1", "--no-backup"]);
+    let after = std::fs::read(&log).unwrap();
+    assert_eq!(&after[..bytes.len()], &bytes[..], "the log was rewritten");
+    let records = json(&p.ok(&["--json", "deploy", "history"]));
+    assert_eq!(records.as_array().unwrap().len(), 2, "{records:#}");
+    assert_eq!(records[0]["image"], "pricescan-test/api:v1");
+
+    // A log that cannot be read fails the command and stays as it was.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    let unreadable = p.run(&["deploy", "history"]);
+    assert_eq!(unreadable.code, 1, "{}", unreadable.all());
+    assert!(
+        unreadable.stderr.contains("cannot read the release history"),
+        "{}",
+        unreadable.all()
+    );
+}
+
+/// Data before the restore, to compare with afterwards.
+fn snapshot(p: &TestProject) -> String {
+    p.sql("SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(v), '') FROM big")
+}
+
+fn restore_then(p: &TestProject, sig: &str) -> (Option<i32>, String, String) {
+    let backup = json(&p.ok(&["--json", "backup", "--only", "mysql"]))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.sql("DELETE FROM big WHERE id % 2 = 0; INSERT INTO big VALUES (0, 'after the backup')");
+    let before = snapshot(p);
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = spawn(p, &["restore", &backup, "--yes", "--only", "mysql"]);
+    run.wait_for("stopped the API");
+    std::thread::sleep(Duration::from_millis(1500));
+    run.signal(sig);
+    let (exit, stderr) = run.finish();
+    (exit, stderr, before)
+}
+
+#[test]
+fn an_interrupted_restore_puts_the_data_back_and_the_api_up() {
+    let p = stack("sigrs", 1_000_000, true);
+    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
+        let (exit, stderr, before) = restore_then(&p, sig);
+        assert_eq!(exit, Some(code), "{sig}: {stderr}");
+        assert!(stderr.contains("the data from before is back"), "{sig}: {stderr}");
+        assert_eq!(snapshot(&p), before, "{sig}: the data is not as it was");
+        assert!(
+            api_state(&p).starts_with("running healthy"),
+            "{sig}: {}",
+            api_state(&p)
+        );
+        assert!(lock_is_free(&p));
+        assert!(!p.file(".pricescan/restore-in-progress.json").exists());
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+#[test]
+fn a_killed_restore_is_put_right_by_the_next_command() {
+    let p = stack("killrs", 1_000_000, true);
+    let (exit, _, before) = restore_then(&p, "-KILL");
+    assert_eq!(exit, None);
+    assert!(p.file(".pricescan/restore-in-progress.json").exists());
+    let next = p.ok(&["backup", "--only", "redis"]);
+    assert!(next.stderr.contains("was stopped half-way"), "{}", next.all());
+    assert_eq!(snapshot(&p), before, "the data is not as it was");
+    assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
+    assert!(!p.file(".pricescan/restore-in-progress.json").exists());
+}
