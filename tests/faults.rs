@@ -355,3 +355,34 @@ fn a_killed_restore_is_put_right_by_the_next_command() {
     assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
     assert!(!p.file(".pricescan/restore-in-progress.json").exists());
 }
+
+#[test]
+fn a_hung_dump_hits_its_deadline_and_frees_the_lock() {
+    let mut p = stack("hung", 1000, false);
+    // A session that holds a write lock makes the real mysqldump wait on it: a hung dump.
+    let container = format!("{}-pricescan-mysql-1", p.name);
+    let mut holder = Command::new("docker")
+        .args(["exec", &container, "sh", "-c"])
+        .arg("MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mariadb -uroot pricescan -e 'LOCK TABLES big WRITE; SELECT SLEEP(120)'")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    p.set_env("BACKUP_DUMP_DEADLINE", "3s");
+    let run = p.run(&["backup", "--only", "mysql"]);
+    let _ = holder.kill();
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr
+            .contains("the MySQL dump (BACKUP_DUMP_DEADLINE) did not finish within its deadline of 3s"),
+        "{}",
+        run.all()
+    );
+    assert!(
+        dir_names(&p, "backups").is_empty(),
+        "{:?}",
+        dir_names(&p, "backups")
+    );
+    assert!(lock_is_free(&p));
+}

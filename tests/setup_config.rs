@@ -365,3 +365,52 @@ fn bad_flag_is_a_usage_error() {
     let run = p.run(&["status", "--no-such-flag"]);
     assert_eq!(run.code, 2, "{}", run.all());
 }
+
+#[test]
+fn a_malformed_secret_is_reported_without_its_value() {
+    let p = TestProject::new("badsecret");
+    p.ok(&["setup", "--skip-images"]);
+    let env = p.read(".env.prod");
+    let secret = |key: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap()
+            .to_string()
+    };
+    let (key, jwt) = (secret("SECRET_KEY"), secret("JWT_SECRET_KEY"));
+    for (broken, shown) in [
+        (
+            env.replace(&format!("SECRET_KEY={key}"), &format!("SECRET_KEY=a${{b{key}")),
+            key.clone(),
+        ),
+        (
+            env.replace(
+                &format!("JWT_SECRET_KEY={jwt}"),
+                &format!("JWT_SECRET_KEY=\"{jwt}\"tail{jwt}"),
+            ),
+            jwt.clone(),
+        ),
+    ] {
+        p.write(".env.prod", &broken);
+        let run = p.run(&["config"]);
+        assert_fails(&run, 2, &[".env.prod:", "not shown: it is a secret"]);
+        assert!(
+            !run.all().contains(&shown),
+            "a secret was printed:\n{}",
+            run.all()
+        );
+    }
+}
+
+#[test]
+fn a_compose_file_without_the_api_is_a_usage_error_not_a_panic() {
+    let p = TestProject::new("noapi");
+    p.ok(&["setup", "--skip-images"]);
+    let compose = p.read("docker-compose.prod.yml");
+    p.write(
+        "docker-compose.prod.yml",
+        &compose.replace("pricescan-api", "pricescan-app"),
+    );
+    let run = p.run(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    assert_fails(&run, 2, &["defines no service pricescan-api"]);
+}

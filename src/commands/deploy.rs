@@ -67,6 +67,7 @@ async fn release(
     args: DeployArgs,
     kind: &str,
 ) -> Result<ExitStatus> {
+    project.require(&[API_SERVICE, crate::ops::nginx::NGINX_SERVICE])?;
     let engine = ctx.engine().await?;
     let _lock = ctx.lock(&engine, &project, kind, args.wait_lock).await?;
     let history = read_history(ctx, &project)?;

@@ -165,6 +165,14 @@ pub async fn take(
     parts: &[Part],
     printer: &Printer,
 ) -> Result<Manifest> {
+    let needed: Vec<&str> = parts
+        .iter()
+        .map(|p| match p {
+            Part::Mysql => MYSQL_SERVICE,
+            Part::Redis => REDIS_SERVICE,
+        })
+        .collect();
+    project.require(&needed)?;
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let root = backup_root(project);

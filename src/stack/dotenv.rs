@@ -55,6 +55,8 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         };
         let key = key.trim_end();
         check_key(key).map_err(err)?;
+        // The printer cannot mask a secret it has not been told yet: hide it here.
+        let err = |message: String| err(hide_secret(key, message));
         let rest = rest.trim_start();
         let value = match rest.chars().next() {
             Some(q @ ('\'' | '"')) => {
@@ -75,6 +77,15 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         });
     }
     Ok(entries)
+}
+
+/// An error about a secret's value says what is wrong, never the text it found.
+fn hide_secret(key: &str, message: String) -> String {
+    if !super::secrets::is_secret_key(key) {
+        return message;
+    }
+    let kind = message.split('"').next().unwrap_or_default().trim_end();
+    format!("{key}: its value is malformed ({kind} …; not shown: it is a secret)")
 }
 
 fn check_key(key: &str) -> Result<(), String> {
@@ -251,6 +262,21 @@ mod tests {
     #[test]
     fn later_assignment_replaces_earlier() {
         assert_eq!(parse_map("A=1\nA=2\n"), pairs(&[("A", "2")]));
+    }
+
+    #[test]
+    fn errors_about_a_secret_never_show_it() {
+        for text in [
+            "SECRET_KEY=abc${defgHIDDEN\n",
+            "JWT_SECRET_KEY=\"quoted\"HIDDEN\n",
+            "DB_PASSWORD=\"HIDDEN\n",
+        ] {
+            let err = parse(text, &no_env).unwrap_err();
+            assert!(!err.message.contains("HIDDEN"), "{err}");
+            assert!(err.message.contains("not shown: it is a secret"), "{err}");
+        }
+        let plain = parse("FLASK_ENV=\"x\"tail\n", &no_env).unwrap_err();
+        assert!(plain.message.contains("tail"), "{plain}");
     }
 
     #[test]

@@ -145,8 +145,22 @@ impl Project {
                 .any(|p| p == "*" || service.profiles.contains(p))
     }
 
+    /// A service the caller knows exists (it was selected, or checked with `require`).
     pub fn service(&self, name: &str) -> &Service {
         &self.file.services[name]
+    }
+
+    /// Checks that the compose file defines the services an operation works on (exit 2
+    /// rather than a panic when, say, the API is missing).
+    pub fn require(&self, names: &[&str]) -> Result<(), ConfigError> {
+        match names.iter().find(|n| !self.file.services.contains_key(**n)) {
+            None => Ok(()),
+            Some(missing) => Err(ConfigError::new(format!(
+                "{} defines no service {missing}, which this command needs",
+                self.compose_path.display()
+            ))
+            .hint("restore the service in the compose file, or run `pricescan-ctl setup --force compose`")),
+        }
     }
 
     /// Resolves names typed by an operator; none means every active service.
