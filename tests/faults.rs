@@ -372,6 +372,7 @@ fn a_hung_dump_hits_its_deadline_and_frees_the_lock() {
     p.set_env("BACKUP_DUMP_DEADLINE", "3s");
     let run = p.run(&["backup", "--only", "mysql"]);
     let _ = holder.kill();
+    let _ = holder.wait();
     assert_eq!(run.code, 1, "{}", run.all());
     assert!(
         run.stderr
