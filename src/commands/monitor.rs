@@ -14,7 +14,7 @@ use crate::stack::Project;
 use crate::tui::{self, View};
 use futures_util::StreamExt;
 use ratatui::crossterm::event::{self, Event as Key, KeyCode, KeyModifiers};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -25,37 +25,66 @@ const ONCE_WAIT: Duration = Duration::from_secs(4);
 
 enum Update {
     Sample(String, Sample, Instant),
+    /// The stats stream of (service, container) ended.
+    Ended(String, String),
     Event(Event),
 }
 
+/// One stats stream per running container, tracked by container name (oxker's way): a
+/// stream that ended is forgotten so that a restarted container gets a new one, a container
+/// that no longer runs has its stream aborted, and every stream is aborted on exit.
 struct Feeds {
     engine: Engine,
     tx: mpsc::Sender<Update>,
-    streaming: HashSet<String>,
+    streaming: HashMap<String, tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Feeds {
+    fn drop(&mut self) {
+        for task in self.streaming.values() {
+            task.abort();
+        }
+    }
 }
 
 impl Feeds {
-    /// Starts a stats stream for every running container that has none yet.
     fn follow(&mut self, snapshot: &status::StackStatus) {
-        for s in snapshot.services.iter().filter(|s| s.state == "running") {
-            let Some(name) = s.container.clone() else { continue };
-            if !self.streaming.insert(name.clone()) {
+        let running: HashMap<String, String> = snapshot
+            .services
+            .iter()
+            .filter(|s| s.state == "running")
+            .filter_map(|s| Some((s.container.clone()?, s.service.clone())))
+            .collect();
+        self.streaming.retain(|name, task| {
+            let keep = running.contains_key(name) && !task.is_finished();
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (name, service) in running {
+            if self.streaming.contains_key(&name) {
                 continue;
             }
-            let (engine, tx, service) = (self.engine.clone(), self.tx.clone(), s.service.clone());
-            tokio::spawn(async move {
+            let (engine, tx) = (self.engine.clone(), self.tx.clone());
+            let key = name.clone();
+            let task = tokio::spawn(async move {
                 let mut stream = std::pin::pin!(engine.stats_stream(&name));
                 while let Some(Ok(sample)) = stream.next().await {
-                    if tx
-                        .send(Update::Sample(service.clone(), sample, Instant::now()))
-                        .await
-                        .is_err()
-                    {
-                        break;
+                    let update = Update::Sample(service.clone(), sample, Instant::now());
+                    if tx.send(update).await.is_err() {
+                        return;
                     }
                 }
+                let _ = tx.send(Update::Ended(service, name)).await;
             });
+            self.streaming.insert(key, task);
         }
+    }
+
+    /// Forgets a stream that ended, so the next refresh starts a new one if it runs again.
+    fn ended(&mut self, container: &str) {
+        self.streaming.remove(container);
     }
 }
 
@@ -76,7 +105,7 @@ pub async fn run(ctx: &mut Context, args: MonitorArgs) -> Result<ExitStatus> {
     let mut feeds = Feeds {
         engine: engine.clone(),
         tx,
-        streaming: HashSet::new(),
+        streaming: HashMap::new(),
     };
     let mut state = MonitorState::default();
     refresh(&engine, &project, &selected, &mut state, &mut feeds).await?;
@@ -94,7 +123,7 @@ pub async fn run(ctx: &mut Context, args: MonitorArgs) -> Result<ExitStatus> {
         .await;
     }
     if args.once || !ctx.printer.is_json() {
-        settle(&mut state, &mut rx).await;
+        settle(&mut state, &mut feeds, &mut rx).await;
         refresh(&engine, &project, &selected, &mut state, &mut feeds).await?;
         print_snapshot(&ctx.printer, &state)?;
         return Ok(ExitStatus::Success);
@@ -125,15 +154,19 @@ async fn refresh(
     Ok(())
 }
 
-fn apply(state: &mut MonitorState, update: Update) {
+fn apply(state: &mut MonitorState, feeds: &mut Feeds, update: Update) {
     match update {
         Update::Sample(service, sample, at) => state.sample(&service, sample, at),
+        Update::Ended(service, container) => {
+            state.stream_ended(&service);
+            feeds.ended(&container);
+        }
         Update::Event(e) => state.event(e),
     }
 }
 
 /// Waits until every running service has rates (two samples), or ONCE_WAIT.
-async fn settle(state: &mut MonitorState, rx: &mut mpsc::Receiver<Update>) {
+async fn settle(state: &mut MonitorState, feeds: &mut Feeds, rx: &mut mpsc::Receiver<Update>) {
     let deadline = tokio::time::Instant::now() + ONCE_WAIT;
     loop {
         let running: Vec<String> = state
@@ -150,7 +183,7 @@ async fn settle(state: &mut MonitorState, rx: &mut mpsc::Receiver<Update>) {
             return;
         }
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(update)) => apply(state, update),
+            Ok(Some(update)) => apply(state, feeds, update),
             _ => return,
         }
     }
@@ -206,7 +239,7 @@ async fn stream_json(
         tokio::select! {
             biased;
             _ = crate::signals::received() => return Ok(ExitStatus::Success),
-            Some(update) = rx.recv() => apply(state, update),
+            Some(update) = rx.recv() => apply(state, feeds, update),
             _ = tick.tick() => {
                 refresh(engine, project, selected, state, feeds).await?;
                 let line = serde_json::to_string(&snapshot(state)?).context(|| "cannot encode the snapshot".into())?;
@@ -266,7 +299,7 @@ async fn dashboard_loop(
     };
     loop {
         tokio::select! {
-            Some(update) = rx.recv() => apply(state, update),
+            Some(update) = rx.recv() => apply(state, feeds, update),
             _ = tick.tick() => {
                 refresh(engine, project, selected, state, feeds).await?;
                 draw(terminal, state, &view)?;

@@ -100,6 +100,15 @@ impl MonitorState {
         series.last = Some((sample, at));
     }
 
+    /// The service's stats stream ended (its container stopped or was replaced): its last
+    /// rates are no longer live, and a new stream starts from a fresh first sample.
+    pub fn stream_ended(&mut self, service: &str) {
+        if let Some(series) = self.series.get_mut(service) {
+            series.last = None;
+            series.rates = None;
+        }
+    }
+
     pub fn status(&mut self, status: StackStatus, probe: &str) {
         if let Some(e) = status.endpoints.iter().find(|e| e.name == probe) {
             self.probes += 1;
@@ -283,6 +292,12 @@ mod tests {
         };
         state.sample("api", a, t0);
         assert!(state.rates("api").is_none(), "one sample gives no rate");
+        let mut ended = MonitorState::default();
+        ended.sample("api", sample(0, 0), start);
+        ended.sample("api", sample(1, 1), start + Duration::from_secs(1));
+        assert!(ended.rates("api").is_some());
+        ended.stream_ended("api");
+        assert!(ended.rates("api").is_none(), "a gone stream shows no stale rates");
         state.sample("api", b, t0 + Duration::from_secs(2));
         let r = state.rates("api").unwrap();
         assert_eq!(r.cpu_percent, 50.0);
