@@ -292,17 +292,15 @@ mod tests {
         };
         state.sample("api", a, t0);
         assert!(state.rates("api").is_none(), "one sample gives no rate");
-        let mut ended = MonitorState::default();
-        ended.sample("api", sample(0, 0), start);
-        ended.sample("api", sample(1, 1), start + Duration::from_secs(1));
-        assert!(ended.rates("api").is_some());
-        ended.stream_ended("api");
-        assert!(ended.rates("api").is_none(), "a gone stream shows no stale rates");
         state.sample("api", b, t0 + Duration::from_secs(2));
         let r = state.rates("api").unwrap();
         assert_eq!(r.cpu_percent, 50.0);
         assert_eq!(r.net_rx_bps, 1000.0);
         assert_eq!(r.block_write_bps, 2048.0);
+        state.stream_ended("api");
+        assert!(state.rates("api").is_none(), "a gone stream shows no stale rates");
+        state.sample("api", b, t0 + Duration::from_secs(3));
+        assert!(state.rates("api").is_none(), "a new stream starts from a first sample");
         assert_eq!(r.memory_bytes, 42);
         // A counter that went backwards (a restart) gives zero, never a negative rate.
         let c = Sample { rx_bytes: 10, ..b };
