@@ -300,7 +300,10 @@ mod tests {
         state.stream_ended("api");
         assert!(state.rates("api").is_none(), "a gone stream shows no stale rates");
         state.sample("api", b, t0 + Duration::from_secs(3));
-        assert!(state.rates("api").is_none(), "a new stream starts from a first sample");
+        assert!(
+            state.rates("api").is_none(),
+            "a new stream starts from a first sample"
+        );
         assert_eq!(r.memory_bytes, 42);
         // A counter that went backwards (a restart) gives zero, never a negative rate.
         let c = Sample { rx_bytes: 10, ..b };
