@@ -248,17 +248,7 @@ fn a_restart_racing_a_deploy_waits_and_the_log_tells_the_truth() {
     let status = json(&p.run(&["--json", "status"]));
     assert_eq!(history[0]["result"], "succeeded");
     assert_eq!(status["release"], history[0]["id"], "{status:#}");
-    let body = Command::new("curl")
-        .args([
-            "-fsS",
-            &format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&body.stdout).contains("v2"),
-        "v2 must serve"
-    );
+    assert_eq!(serving_version(&p), "v2", "v2 must serve");
 }
 
 #[test]
@@ -386,4 +376,76 @@ fn a_hung_dump_hits_its_deadline_and_frees_the_lock() {
         dir_names(&p, "backups")
     );
     assert!(lock_is_free(&p));
+}
+
+fn api_running(p: &TestProject) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", p.name),
+        ])
+        .args(["--filter", "label=com.docker.compose.service=pricescan-api"])
+        .args(["--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn serving_version(p: &TestProject) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-fsS",
+            &format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")),
+        ])
+        .output()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    body["version"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn sigterm_before_and_after_the_switch_of_a_deploy() {
+    let mut p = stack("sigdep", 300_000, true);
+    p.set_env("API_DRAIN", "30s");
+    // Before the switch: during the pre-deploy backup. Nothing is deployed or left behind.
+    let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2"]);
+    wait_for_partial(&p);
+    run.signal("-TERM");
+    let (exit, stderr) = run.finish();
+    assert_eq!(exit, Some(143), "{stderr}");
+    assert!(stderr.contains("nothing was deployed"), "{stderr}");
+    assert!(
+        dir_names(&p, "backups").is_empty(),
+        "{:?}",
+        dir_names(&p, "backups")
+    );
+    assert_eq!(serving_version(&p), "v1");
+    assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
+
+    // After the switch: the release serves, is recorded, and the old container goes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
+    let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    run.wait_for("draining");
+    run.signal("-TERM");
+    let (exit, stderr) = run.finish();
+    stop.store(true, Ordering::Relaxed);
+    let r = load.join().unwrap();
+    assert_eq!(exit, Some(143), "{stderr}");
+    assert!(stderr.contains("serves and is recorded"), "{stderr}");
+    assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+    assert_eq!(serving_version(&p), "v2");
+    assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
+    let history = json(&p.ok(&["--json", "deploy", "history"]));
+    assert_eq!(history[0]["result"], "succeeded", "{history:#}");
+    assert_eq!(history[0]["image"], "pricescan-test/api:v2");
+    assert!(lock_is_free(&p));
+    // Another checkout's `start` (this one's compose file still says v1) keeps v2.
+    p.ok(&["start"]);
+    assert_eq!(serving_version(&p), "v2");
+    assert_eq!(json(&p.run(&["--json", "status"]))["release"], history[0]["id"]);
 }
