@@ -26,18 +26,6 @@ fn redis(p: &TestProject, cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn backups(p: &TestProject) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(p.file("backups"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn files_of(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -114,9 +102,9 @@ fn round_trip_restores_rows_and_keys_exactly() {
     assert_eq!(redis(&p, "HGET item:2 name"), "widget");
     assert_eq!(redis(&p, "EXISTS extra"), "0");
     assert!(
-        backups(&p).iter().any(|b| b.ends_with("-pre-restore")),
+        p.dir_names("backups").iter().any(|b| b.ends_with("-pre-restore")),
         "a pre-restore backup is taken: {:?}",
-        backups(&p)
+        p.dir_names("backups")
     );
 
     let list = p.ok(&["backup", "list"]);
@@ -185,7 +173,7 @@ fn big_dump_lock_kill_damage_and_retention() {
 
     // MySQL killed in the middle of a dump: a failure, no new backup, no leftovers, and the
     // older backups untouched.
-    let before = backups(&p);
+    let before = p.dir_names("backups");
     let b = p
         .cmd(&["backup", "--only", "mysql"])
         .stdout(Stdio::null())
@@ -205,7 +193,11 @@ fn big_dump_lock_kill_damage_and_retention() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!partial.exists(), "the .partial directory was left behind");
-    assert_eq!(backups(&p), before, "no new backup directory may appear");
+    assert_eq!(
+        p.dir_names("backups"),
+        before,
+        "no new backup directory may appear"
+    );
     assert_eq!(
         files_of(p.file("backups").join(&first_id)),
         first_files,
@@ -238,16 +230,16 @@ fn big_dump_lock_kill_damage_and_retention() {
         p.set_env(key, "0");
     }
     p.set_env("BACKUP_KEEP_LAST", "1");
-    let listed = backups(&p);
+    let listed = p.dir_names("backups");
     let dry = p.ok(&["backup", "prune", "--dry-run"]);
-    assert_eq!(backups(&p), listed, "--dry-run removed something");
+    assert_eq!(p.dir_names("backups"), listed, "--dry-run removed something");
     assert!(
         dry.stdout.contains("remove ") && dry.stdout.contains("keep "),
         "{}",
         dry.all()
     );
     p.ok(&["backup", "prune"]);
-    let left = backups(&p);
+    let left = p.dir_names("backups");
     assert_eq!(left.len(), 1, "{left:?}");
 }
 

@@ -9,18 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-fn version(p: &TestProject) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-fsS",
-            &format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")),
-        ])
-        .output()
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    body["version"].as_str().unwrap_or_default().to_string()
-}
-
 /// Runs `args` while a load loop hits the API through Nginx; returns the run and the failures.
 fn under_load(p: &TestProject, args: &[&str]) -> (common::Run, u64, u64) {
     let stop = Arc::new(AtomicBool::new(false));
@@ -60,13 +48,13 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
     p.ok(&["setup", "--skip-images"]);
     p.ok(&["start"]);
     p.sql("CREATE TABLE orders (id INT PRIMARY KEY); INSERT INTO orders VALUES (1), (2), (3)");
-    assert_eq!(version(&p), "v1");
+    assert_eq!(p.serving_version(), "v1");
 
     // v1 -> v2: no failed request, v2 serves, the old container is stopped and kept.
     let (run, ok, failed) = under_load(&p, &["deploy", "--image", "pricescan-test/api:v2"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(ok > 100 && failed == 0, "ok {ok}, failed {failed}");
-    assert_eq!(version(&p), "v2");
+    assert_eq!(p.serving_version(), "v2");
     let containers = api_containers(&p);
     assert!(
         containers.iter().any(|(n, s)| n.ends_with("-1") && s == "exited"),
@@ -107,7 +95,7 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
         run.all()
     );
     assert!(ok > 100 && failed == 0, "ok {ok}, failed {failed}");
-    assert_eq!(version(&p), "v2");
+    assert_eq!(p.serving_version(), "v2");
     assert_eq!(
         json(&p.ok(&["--json", "deploy", "history"]))[0]["result"],
         "rolled_back"
@@ -131,7 +119,7 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
         .unwrap();
     let code = child.wait().unwrap().code();
     assert_eq!(code, Some(130));
-    assert_eq!(version(&p), "v2");
+    assert_eq!(p.serving_version(), "v2");
     assert_eq!(
         api_containers(&p).iter().filter(|(_, s)| s == "running").count(),
         1,
@@ -143,7 +131,7 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
     let (run, ok, failed) = under_load(&p, &["deploy", "rollback"]);
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(ok > 100 && failed == 0, "ok {ok}, failed {failed}");
-    assert_eq!(version(&p), "v1");
+    assert_eq!(p.serving_version(), "v1");
 
     // A deploy while another operation holds the lock: exit 75, nothing changes.
     let before = api_containers(&p);
@@ -192,7 +180,7 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
         migrated.all()
     );
     assert_eq!(api_containers(&p), before);
-    assert_eq!(version(&p), "v1");
+    assert_eq!(p.serving_version(), "v1");
 
     // --build: Dockerfile.prod of a small context, .dockerignore honoured, deployed.
     p.write(
@@ -214,7 +202,7 @@ fn deploy_rollback_and_failures_never_drop_a_request() {
     );
     assert_eq!(run.code, 0, "{}", run.all());
     assert!(ok > 100 && failed == 0, "ok {ok}, failed {failed}");
-    assert_eq!(version(&p), "v9");
+    assert_eq!(p.serving_version(), "v9");
 
     // The data never moved.
     assert_eq!(p.sql("SELECT COUNT(*) FROM orders"), "3");

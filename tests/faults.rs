@@ -85,21 +85,9 @@ impl Running {
     }
 }
 
-fn dir_names(p: &TestProject, rel: &str) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(p.file(rel))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
-}
-
 fn wait_for_partial(p: &TestProject) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir_names(p, "backups").iter().any(|n| n.ends_with(".partial")) {
+    while !p.dir_names("backups").iter().any(|n| n.ends_with(".partial")) {
         assert!(Instant::now() < deadline, "no backup started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -134,7 +122,7 @@ fn signals_during_backup_leave_nothing_and_exit_with_their_code() {
         let (exit, stderr) = run.finish();
         assert_eq!(exit, Some(code), "{sig}: {stderr}");
         assert!(stderr.contains("interrupted by SIG"), "{sig}: {stderr}");
-        assert_eq!(dir_names(&p, "backups"), vec![first.clone()], "{sig} left debris");
+        assert_eq!(p.dir_names("backups"), vec![first.clone()], "{sig} left debris");
         assert!(lock_is_free(&p), "{sig} left the lock held");
     }
     let after = std::fs::read(p.file("backups").join(&first).join("mysql.sql.zst")).unwrap();
@@ -149,7 +137,7 @@ fn debris_of_a_killed_backup_is_cleaned_by_the_next_lock_taker() {
     run.signal("-KILL");
     let (exit, _) = run.finish();
     assert_eq!(exit, None, "killed");
-    assert!(dir_names(&p, "backups")[0].ends_with(".partial"));
+    assert!(p.dir_names("backups")[0].ends_with(".partial"));
     let status = p.ok(&["lock", "status"]).stdout;
     assert!(status.contains("that process is gone"), "{status}");
 
@@ -164,7 +152,7 @@ fn debris_of_a_killed_backup_is_cleaned_by_the_next_lock_taker() {
         "{}",
         next.all()
     );
-    let names = dir_names(&p, "backups");
+    let names = p.dir_names("backups");
     assert_eq!(names.len(), 1, "{names:?}");
     assert!(names[0].ends_with("-manual"), "{names:?}");
     assert!(lock_is_free(&p));
@@ -248,7 +236,7 @@ fn a_restart_racing_a_deploy_waits_and_the_log_tells_the_truth() {
     let status = json(&p.run(&["--json", "status"]));
     assert_eq!(history[0]["result"], "succeeded");
     assert_eq!(status["release"], history[0]["id"], "{status:#}");
-    assert_eq!(serving_version(&p), "v2", "v2 must serve");
+    assert_eq!(p.serving_version(), "v2", "v2 must serve");
 }
 
 #[test]
@@ -370,11 +358,7 @@ fn a_hung_dump_hits_its_deadline_and_frees_the_lock() {
         "{}",
         run.all()
     );
-    assert!(
-        dir_names(&p, "backups").is_empty(),
-        "{:?}",
-        dir_names(&p, "backups")
-    );
+    assert!(p.dir_names("backups").is_empty(), "{:?}", p.dir_names("backups"));
     assert!(lock_is_free(&p));
 }
 
@@ -395,18 +379,6 @@ fn api_running(p: &TestProject) -> Vec<String> {
         .collect()
 }
 
-fn serving_version(p: &TestProject) -> String {
-    let out = Command::new("curl")
-        .args([
-            "-fsS",
-            &format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")),
-        ])
-        .output()
-        .unwrap();
-    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    body["version"].as_str().unwrap_or_default().to_string()
-}
-
 #[test]
 fn sigterm_before_and_after_the_switch_of_a_deploy() {
     let mut p = stack("sigdep", 300_000, true);
@@ -418,12 +390,8 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     let (exit, stderr) = run.finish();
     assert_eq!(exit, Some(143), "{stderr}");
     assert!(stderr.contains("nothing was deployed"), "{stderr}");
-    assert!(
-        dir_names(&p, "backups").is_empty(),
-        "{:?}",
-        dir_names(&p, "backups")
-    );
-    assert_eq!(serving_version(&p), "v1");
+    assert!(p.dir_names("backups").is_empty(), "{:?}", p.dir_names("backups"));
+    assert_eq!(p.serving_version(), "v1");
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
 
     // After the switch: the release serves, is recorded, and the old container goes.
@@ -438,7 +406,7 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     assert_eq!(exit, Some(143), "{stderr}");
     assert!(stderr.contains("serves and is recorded"), "{stderr}");
     assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
-    assert_eq!(serving_version(&p), "v2");
+    assert_eq!(p.serving_version(), "v2");
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
     let history = json(&p.ok(&["--json", "deploy", "history"]));
     assert_eq!(history[0]["result"], "succeeded", "{history:#}");
@@ -446,6 +414,6 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     assert!(lock_is_free(&p));
     // Another checkout's `start` (this one's compose file still says v1) keeps v2.
     p.ok(&["start"]);
-    assert_eq!(serving_version(&p), "v2");
+    assert_eq!(p.serving_version(), "v2");
     assert_eq!(json(&p.run(&["--json", "status"]))["release"], history[0]["id"]);
 }

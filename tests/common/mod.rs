@@ -346,3 +346,31 @@ impl TestProject {
         );
     }
 }
+
+impl TestProject {
+    /// Names in a directory of the project, sorted; empty when it does not exist.
+    pub fn dir_names(&self, rel: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.file(rel))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// The version the API answers with through Nginx's 127.0.0.1 listener.
+    pub fn serving_version(&self) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-fsS",
+                &format!("http://127.0.0.1:{}/api/version", self.port("API_PORT")),
+            ])
+            .output()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        body["version"].as_str().unwrap_or_default().to_string()
+    }
+}
