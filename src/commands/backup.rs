@@ -4,8 +4,9 @@
 use super::Context;
 use crate::cli::{BackupArgs, BackupCommand, BackupPart, BackupReason};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::backup::{self, parts, reason_word};
+use crate::ops::backup;
 use crate::ops::backups;
+use crate::ops::backups::{parts, reason_word};
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 
@@ -56,7 +57,11 @@ async fn take(
 }
 
 /// Prometheus textfile metrics, written atomically, when METRICS_TEXTFILE_DIR is set.
-fn write_metrics(project: &Project, attempt: chrono::DateTime<chrono::Utc>, done: Option<&backup::Manifest>) {
+fn write_metrics(
+    project: &Project,
+    attempt: chrono::DateTime<chrono::Utc>,
+    done: Option<&backups::Manifest>,
+) {
     let Some(dir) = project.env.get("METRICS_TEXTFILE_DIR").filter(|d| !d.is_empty()) else {
         return;
     };
@@ -98,7 +103,7 @@ fn write_metrics(project: &Project, attempt: chrono::DateTime<chrono::Utc>, done
 
 fn list(ctx: &mut Context) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let all = backups::list(&backup::backup_root(&project))?;
+    let all = backups::list(&backups::backup_root(&project))?;
     let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
     let now = chrono::Utc::now();
     if ctx.printer.is_json() {
@@ -180,7 +185,7 @@ async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<Exi
 }
 
 fn prune(ctx: &Context, project: &Project, dry_run: bool) -> Result<ExitStatus> {
-    let all = backups::list(&backup::backup_root(project))?;
+    let all = backups::list(&backups::backup_root(project))?;
     let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
     for b in all.iter().filter(|b| b.manifest.is_some()) {
         let reasons = decisions.get(&b.id).cloned().unwrap_or_default();

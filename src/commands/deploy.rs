@@ -4,7 +4,8 @@
 use super::Context;
 use crate::cli::{BackupReason, DeployArgs, DeployCommand};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::backup::{self, parts, reason_word};
+use crate::ops::backup;
+use crate::ops::backups::{parts, reason_word};
 use crate::ops::deploy::{self, Outcome, Plan};
 use crate::ops::release::{self, API_SERVICE, Release};
 use crate::stack::Project;
@@ -152,7 +153,7 @@ async fn release(
         image,
         release: record.id.clone(),
         timeout: args.timeout,
-        drain: super::start::drain(&project),
+        drain: crate::ops::api_drain(&project),
     };
     let outcome = deploy::switch(&plan).await;
     let finish = |record: &mut Release, result: &str, message: Option<String>| {

@@ -3,7 +3,6 @@
 //! and their running dependents are told how long they were without them.
 
 use super::Context;
-use super::start::{drain, report};
 use crate::cli::RestartArgs;
 use crate::error::{ExitStatus, Result};
 use crate::ops::converge::{Converger, Failure, Mode};
@@ -28,7 +27,7 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
         project: &project,
         board: &board,
         timeout: args.timeout,
-        drain: drain(&project),
+        drain: ops::api_drain(&project),
         containers: containers.clone(),
     };
     let graph = project.dependency_graph();
@@ -65,5 +64,5 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
     for note in notes {
         ctx.printer.info(&format!("note: {note}"));
     }
-    report(ctx, &failures, selected.len())
+    ops::converge::report(&ctx.printer, &failures, selected.len())
 }

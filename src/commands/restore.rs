@@ -4,8 +4,8 @@
 use super::Context;
 use crate::cli::RestoreArgs;
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::backup::{DUMP_FILE, Part, RDB_FILE, parts};
 use crate::ops::backups::{self, OnDisk};
+use crate::ops::backups::{DUMP_FILE, Part, RDB_FILE, parts};
 use crate::ops::restore::Restorer;
 use crate::stack::Project;
 use std::io::{IsTerminal, Write};

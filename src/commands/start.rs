@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::cli::StartArgs;
-use crate::error::{CtlError, ExitStatus, Result};
+use crate::error::{ExitStatus, Result};
 use crate::ops::converge::{Converger, Failure, Mode};
 use crate::ops::wait::Goal;
 use crate::ops::{self, release, resources};
@@ -11,7 +11,6 @@ use crate::stack::Project;
 use crate::stack::compose::Condition;
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
     let mut project = ctx.project()?;
@@ -32,11 +31,11 @@ pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
         project: &project,
         board: &ctx.printer.service_board(&waves.concat()),
         timeout: args.timeout,
-        drain: drain(&project),
+        drain: ops::api_drain(&project),
         containers,
     };
     let failures = run_waves(&converger, &waves, &goals, Mode::Start).await?;
-    report(ctx, &failures, waves.concat().len())
+    ops::converge::report(&ctx.printer, &failures, waves.concat().len())
 }
 
 /// Runs each wave concurrently; a service whose dependency failed is not started.
@@ -92,38 +91,4 @@ pub fn goals(project: &Project, services: &[String], no_wait: bool) -> BTreeMap<
         }
     }
     goals
-}
-
-/// How long the old API container drains after traffic has moved (API_DRAIN, default 10s).
-pub fn drain(project: &Project) -> Duration {
-    project
-        .env
-        .get("API_DRAIN")
-        .and_then(|d| humantime::parse_duration(&d).ok())
-        .unwrap_or(Duration::from_secs(10))
-}
-
-/// Failure details on stderr, then exit 3 naming the services; the healthy ones stay up.
-pub fn report(ctx: &Context, failures: &[Failure], total: usize) -> Result<ExitStatus> {
-    for f in failures.iter().filter(|f| !f.reason.starts_with("not started")) {
-        ctx.printer
-            .service_failure(&f.service, &f.reason, f.health.as_deref(), &f.logs);
-    }
-    if failures.is_empty() {
-        ctx.printer.info(&format!("{total} service(s) running"));
-        return Ok(ExitStatus::Success);
-    }
-    let names: Vec<&str> = failures.iter().map(|f| f.service.as_str()).collect();
-    Err(CtlError::new(
-        ExitStatus::Degraded,
-        format!(
-            "{} of {total} service(s) are not running: {}",
-            names.len(),
-            names.join(", ")
-        ),
-    )
-    .hint(format!(
-        "see the output above, and `pricescan-ctl logs -s {}`",
-        names[0]
-    )))
 }

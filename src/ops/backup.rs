@@ -3,16 +3,19 @@
 //! `.<ID>.partial/`, fsynced, and renamed last. Anything that fails or is interrupted
 //! leaves no directory that looks like a backup, and older backups are never touched.
 
+use super::backups::{
+    DUMP_FILE, FOOTER, FileEntry, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE, SUMS, backup_root,
+    write_manifest,
+};
 use super::converge::running_container;
 use super::sqlcount::RowCounter;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, Result};
 use crate::fsutil;
 use crate::output::Printer;
-use crate::stack::{Project, resolve_path};
+use crate::stack::Project;
 use async_compression::tokio::write::ZstdEncoder;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,13 +24,6 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-pub const MYSQL_SERVICE: &str = "pricescan-mysql";
-pub const REDIS_SERVICE: &str = "pricescan-redis";
-pub const DUMP_FILE: &str = "mysql.sql.zst";
-pub const RDB_FILE: &str = "redis.rdb";
-pub const MANIFEST: &str = "manifest.json";
-pub const SUMS: &str = "SHA256SUMS";
-pub const FOOTER: &str = "-- Dump completed";
 /// The flags of DESIGN §5; the last is left out where the server's mysqldump lacks it.
 const DUMP_FLAGS: [&str; 8] = [
     "--single-transaction",
@@ -40,67 +36,6 @@ const DUMP_FLAGS: [&str; 8] = [
     "--set-gtid-purged=OFF",
 ];
 const BGSAVE_DEADLINE: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    Mysql,
-    Redis,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FileEntry {
-    pub name: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    pub id: String,
-    pub reason: String,
-    pub project: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub duration_s: f64,
-    pub tool_version: String,
-    pub database: Option<String>,
-    pub mysql_version: Option<String>,
-    pub redis_version: Option<String>,
-    pub images: BTreeMap<String, String>,
-    pub dump_flags: Vec<String>,
-    pub files: Vec<FileEntry>,
-    pub row_counts: BTreeMap<String, u64>,
-    #[serde(default)]
-    pub verified_at: Option<String>,
-}
-
-pub fn reason_word(reason: crate::cli::BackupReason) -> &'static str {
-    match reason {
-        crate::cli::BackupReason::Nightly => "nightly",
-        crate::cli::BackupReason::PreDeploy => "pre-deploy",
-        crate::cli::BackupReason::Manual => "manual",
-        crate::cli::BackupReason::PreRestore => "pre-restore",
-    }
-}
-
-pub fn parts(only: Option<crate::cli::BackupPart>) -> Vec<Part> {
-    match only {
-        Some(crate::cli::BackupPart::Mysql) => vec![Part::Mysql],
-        Some(crate::cli::BackupPart::Redis) => vec![Part::Redis],
-        None => vec![Part::Mysql, Part::Redis],
-    }
-}
-
-/// BACKUP_DIR from .env.prod, relative to the project directory.
-pub fn backup_root(project: &Project) -> PathBuf {
-    let dir = project
-        .env
-        .get("BACKUP_DIR")
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "./backups".into());
-    resolve_path(&project.dir, Path::new(&dir))
-}
 
 /// Removes the partial directory unless the backup was committed: on an error, a panic
 /// or an interrupt (the future is dropped), nothing half-written stays behind.
@@ -248,12 +183,6 @@ pub async fn take(
     partial.committed = true;
     fsutil::sync_dir(&root)?;
     Ok(manifest)
-}
-
-pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
-    let json = serde_json::to_vec_pretty(manifest)
-        .map_err(|e| CtlError::failure("cannot encode the manifest").cause(e))?;
-    fsutil::write_atomic(&dir.join(MANIFEST), &json, 0o600)
 }
 
 /// Refuses to start when the disk cannot hold roughly the last backup again.

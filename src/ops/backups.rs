@@ -1,13 +1,93 @@
-//! Backups on disk: listing, verifying (hashes, zstd stream and footer, RDB magic) and
-//! pruning with the retention policy. Only directories with a valid manifest are ever
-//! considered for removal.
+//! The backup store on disk, the one module that knows its layout: file names, the
+//! manifest, the root directory, listing and finding backups, verifying them (hashes, zstd
+//! stream and footer, RDB magic) and the retention policy's inputs. Only directories with a
+//! valid manifest are ever considered for removal. Taking a backup (`backup`) and restoring
+//! one (`restore`) build on it; it depends on neither.
 
-use super::backup::{DUMP_FILE, FOOTER, MANIFEST, Manifest, RDB_FILE, SUMS, write_manifest};
 use crate::error::{CtlError, Result};
+use crate::fsutil;
 use crate::stack::retention::{Candidate, Policy};
+use crate::stack::{Project, resolve_path};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+pub const MYSQL_SERVICE: &str = "pricescan-mysql";
+pub const REDIS_SERVICE: &str = "pricescan-redis";
+pub const DUMP_FILE: &str = "mysql.sql.zst";
+pub const RDB_FILE: &str = "redis.rdb";
+pub const MANIFEST: &str = "manifest.json";
+pub const SUMS: &str = "SHA256SUMS";
+pub const FOOTER: &str = "-- Dump completed";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Mysql,
+    Redis,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub reason: String,
+    pub project: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_s: f64,
+    pub tool_version: String,
+    pub database: Option<String>,
+    pub mysql_version: Option<String>,
+    pub redis_version: Option<String>,
+    pub images: BTreeMap<String, String>,
+    pub dump_flags: Vec<String>,
+    pub files: Vec<FileEntry>,
+    pub row_counts: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub verified_at: Option<String>,
+}
+
+pub fn reason_word(reason: crate::cli::BackupReason) -> &'static str {
+    match reason {
+        crate::cli::BackupReason::Nightly => "nightly",
+        crate::cli::BackupReason::PreDeploy => "pre-deploy",
+        crate::cli::BackupReason::Manual => "manual",
+        crate::cli::BackupReason::PreRestore => "pre-restore",
+    }
+}
+
+pub fn parts(only: Option<crate::cli::BackupPart>) -> Vec<Part> {
+    match only {
+        Some(crate::cli::BackupPart::Mysql) => vec![Part::Mysql],
+        Some(crate::cli::BackupPart::Redis) => vec![Part::Redis],
+        None => vec![Part::Mysql, Part::Redis],
+    }
+}
+
+/// BACKUP_DIR from .env.prod, relative to the project directory.
+pub fn backup_root(project: &Project) -> PathBuf {
+    let dir = project
+        .env
+        .get("BACKUP_DIR")
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "./backups".into());
+    resolve_path(&project.dir, Path::new(&dir))
+}
+
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    let json = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| CtlError::failure("cannot encode the manifest").cause(e))?;
+    fsutil::write_atomic(&dir.join(MANIFEST), &json, 0o600)
+}
 
 #[derive(Debug, Clone)]
 pub struct OnDisk {
@@ -64,7 +144,7 @@ pub fn list(root: &Path) -> Result<Vec<OnDisk>> {
 
 /// A complete backup by id, or the newest one; exit 2 when there is none.
 pub fn find(project: &crate::stack::Project, id: Option<&str>) -> Result<OnDisk> {
-    let all = list(&super::backup::backup_root(project))?;
+    let all = list(&backup_root(project))?;
     let complete = all.into_iter().filter(|b| b.manifest.is_some());
     let found = match id {
         Some(id) => complete.into_iter().find(|b| b.id == id),
@@ -208,7 +288,7 @@ pub async fn deep_check(engine: &crate::engine::Engine, project: &str, b: &OnDis
     let Some(m) = &b.manifest else {
         return Ok(vec!["no valid manifest.json".into()]);
     };
-    let Some(image) = m.images.get(super::backup::MYSQL_SERVICE) else {
+    let Some(image) = m.images.get(MYSQL_SERVICE) else {
         return Ok(vec!["the backup holds no MySQL dump".into()]);
     };
     let env = vec![

@@ -5,8 +5,8 @@
 use super::nginx;
 use super::wait::{self, Goal, NotReady};
 use crate::engine::{self, ContainerInfo, Engine, labels};
-use crate::error::{CtlError, Result};
-use crate::output::ServiceBoard;
+use crate::error::{CtlError, ExitStatus, Result};
+use crate::output::{Printer, ServiceBoard};
 use crate::stack::Project;
 use std::time::{Duration, Instant};
 
@@ -294,4 +294,28 @@ impl Converger<'_> {
             logs: Vec::new(),
         }
     }
+}
+
+/// Failure details on stderr, then exit 3 naming the services; the healthy ones stay up.
+pub fn report(printer: &Printer, failures: &[Failure], total: usize) -> Result<ExitStatus> {
+    for f in failures.iter().filter(|f| !f.reason.starts_with("not started")) {
+        printer.service_failure(&f.service, &f.reason, f.health.as_deref(), &f.logs);
+    }
+    if failures.is_empty() {
+        printer.info(&format!("{total} service(s) running"));
+        return Ok(ExitStatus::Success);
+    }
+    let names: Vec<&str> = failures.iter().map(|f| f.service.as_str()).collect();
+    Err(CtlError::new(
+        ExitStatus::Degraded,
+        format!(
+            "{} of {total} service(s) are not running: {}",
+            names.len(),
+            names.join(", ")
+        ),
+    )
+    .hint(format!(
+        "see the output above, and `pricescan-ctl logs -s {}`",
+        names[0]
+    )))
 }

@@ -4,8 +4,8 @@
 //! the process that created it is gone (a read-only `verify --deep` takes no lock). A restore
 //! killed after touching data left its marker: its pre-restore backup is put back.
 
-use super::backup::backup_root;
 use super::backups;
+use super::backups::backup_root;
 use super::lock::Owner;
 use crate::engine::Engine;
 use crate::error::{Context as _, Result};

@@ -35,6 +35,15 @@ pub fn is_start_first(project: &Project, service: &str) -> bool {
         .is_some_and(|v| v == "start-first")
 }
 
+/// How long the old API container drains after traffic has moved (API_DRAIN, default 10s).
+pub fn api_drain(project: &Project) -> std::time::Duration {
+    project
+        .env
+        .get("API_DRAIN")
+        .and_then(|d| humantime::parse_duration(&d).ok())
+        .unwrap_or(std::time::Duration::from_secs(10))
+}
+
 /// Commands that run the stack need what `setup` creates.
 pub fn require_setup(project: &Project) -> Result<()> {
     if !project.env.exists {

@@ -5,8 +5,8 @@
 //! MySQL is loaded by streaming the dump into `mysql` (constant memory); Redis' RDB goes back
 //! while Redis is stopped.
 
-use super::backup::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE};
-use super::backups::{self, OnDisk};
+use super::backup;
+use super::backups::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, OnDisk, Part, RDB_FILE, REDIS_SERVICE};
 use super::converge::{current_container, running_container};
 use super::wait::{self, Goal};
 use crate::cleanup;
