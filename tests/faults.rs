@@ -417,3 +417,42 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     assert_eq!(p.serving_version(), "v2");
     assert_eq!(json(&p.run(&["--json", "status"]))["release"], history[0]["id"]);
 }
+
+#[test]
+fn a_killed_deploy_is_settled_by_the_next_command() {
+    let mut p = stack("killdep", 10, true);
+    p.set_env("API_DRAIN", "60s");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
+    // Killed before the switch: the new container never served; the next command removes it.
+    let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    run.wait_for("starting");
+    std::thread::sleep(Duration::from_millis(1500));
+    run.signal("-KILL");
+    assert_eq!(run.finish().0, None);
+    assert_eq!(api_running(&p).len(), 2, "{:?}", api_running(&p));
+    let next = p.ok(&["backup", "--only", "redis"]);
+    assert!(
+        next.stderr.contains("an interrupted rollout left it running"),
+        "{}",
+        next.all()
+    );
+    assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
+    assert_eq!(p.serving_version(), "v1");
+
+    // Killed after the switch: the new release serves; the next command retires the old one.
+    let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    run.wait_for("draining");
+    run.signal("-KILL");
+    assert_eq!(run.finish().0, None);
+    let next = p.ok(&["backup", "--only", "redis"]);
+    assert!(next.stderr.contains("which serves"), "{}", next.all());
+    assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
+    assert_eq!(p.serving_version(), "v2");
+    let history = json(&p.ok(&["--json", "deploy", "history"]));
+    assert_eq!(history[0]["result"], "succeeded", "{history:#}");
+    assert_eq!(history[0]["image"], "pricescan-test/api:v2");
+    stop.store(true, Ordering::Relaxed);
+    let r = load.join().unwrap();
+    assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+}

@@ -2,12 +2,16 @@
 //! the lock, which says so (DESIGN §8). Holding the lock means no other operation is under
 //! way, so a `.partial` backup directory is debris; a one-off container is debris only when
 //! the process that created it is gone (a read-only `verify --deep` takes no lock). A restore
-//! killed after touching data left its marker: its pre-restore backup is put back.
+//! killed after touching data left its marker: its pre-restore backup is put back. A deploy
+//! or restart killed mid-rollout left two API containers running: the one Nginx's upstream
+//! names serves (the switch happened), else the older one (it did not); the other is settled.
 
 use super::backups;
 use super::backups::backup_root;
 use super::lock::Owner;
-use crate::engine::Engine;
+use super::nginx;
+use super::release::{self, API_SERVICE, Release};
+use crate::engine::{ContainerInfo, Engine, labels};
 use crate::error::{Context as _, Result};
 use crate::output::Printer;
 use crate::stack::Project;
@@ -32,6 +36,7 @@ pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Res
             ));
         }
     }
+    settle_api(engine, project, printer).await?;
     if let Some(marker) = super::restore::read_marker(project) {
         printer.warn(&format!(
             "a restore of {} was stopped half-way (started {}); putting back its pre-restore backup {}",
@@ -56,5 +61,79 @@ pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Res
             marker.safety
         ));
     }
+    Ok(())
+}
+
+async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Result<()> {
+    let containers = engine.project_containers(&project.name).await?;
+    let running: Vec<&ContainerInfo> = containers
+        .iter()
+        .filter(|c| c.service == API_SERVICE && c.is_running())
+        .collect();
+    if running.len() < 2 {
+        return Ok(());
+    }
+    let named = nginx::current_upstream(project);
+    let switched = running.iter().find(|c| Some(&c.name) == named.as_ref()).copied();
+    let Some(serving) = switched.or_else(|| running.iter().min_by_key(|c| c.number).copied()) else {
+        return Ok(());
+    };
+    for c in running.iter().filter(|c| c.id != serving.id) {
+        engine.stop(&c.id, None).await?;
+        // Before the switch the newer one never served: it goes. After it, the older one is
+        // kept stopped for rollback, as a finished deploy keeps it.
+        if switched.is_none() {
+            engine.remove(&c.id).await?;
+        }
+        printer.warn(&format!(
+            "{} {}: an interrupted rollout left it running beside {}, which serves",
+            if switched.is_some() { "stopped" } else { "removed" },
+            c.name,
+            serving.name
+        ));
+    }
+    nginx::point_upstream(engine, project, nginx::running_nginx(&containers), API_SERVICE).await?;
+    if switched.is_some() {
+        record_if_missing(project, serving, printer)?;
+    }
+    Ok(())
+}
+
+/// A release that serves must be in the history, even when its deploy died between moving
+/// traffic and writing the record.
+fn record_if_missing(project: &Project, serving: &ContainerInfo, printer: &Printer) -> Result<()> {
+    let (Some(id), Some(image)) = (
+        serving.labels.get(labels::RELEASE),
+        serving.labels.get(release::RELEASE_IMAGE_LABEL),
+    ) else {
+        return Ok(());
+    };
+    if release::history(project)?.releases.iter().any(|r| &r.id == id) {
+        return Ok(());
+    }
+    let now = chrono::Utc::now().to_rfc3339();
+    let owner = Owner::me("recovery");
+    release::append(
+        project,
+        &Release {
+            id: id.clone(),
+            kind: "deploy".into(),
+            image: image.clone(),
+            digest: Some(serving.image_id.clone()),
+            previous: None,
+            previous_image: None,
+            user: owner.user,
+            host: owner.host,
+            started_at: now.clone(),
+            finished_at: now,
+            duration_s: 0.0,
+            result: "succeeded".into(),
+            backup: None,
+            message: Some("recorded after the deploy that moved traffic to it was killed".into()),
+        },
+    )?;
+    printer.warn(&format!(
+        "recorded release {id} ({image}), which serves: its deploy was killed before it could"
+    ));
     Ok(())
 }
