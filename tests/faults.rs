@@ -286,7 +286,9 @@ fn snapshot(p: &TestProject) -> String {
     p.sql("SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(v), '') FROM big")
 }
 
-fn restore_then(p: &TestProject, sig: &str) -> (Option<i32>, String, String) {
+/// A restore of a fresh backup over changed data, stopped by `sig` during the load (and by
+/// `second` too, 300 ms later, if given); returns the exit, stderr and the data from before.
+fn restore_then(p: &TestProject, sig: &str, second: Option<&str>) -> (Option<i32>, String, String) {
     let backup = json(&p.ok(&["--json", "backup", "--only", "mysql"]))["id"]
         .as_str()
         .unwrap()
@@ -298,6 +300,10 @@ fn restore_then(p: &TestProject, sig: &str) -> (Option<i32>, String, String) {
     run.wait_for("stopped the API");
     std::thread::sleep(Duration::from_millis(1500));
     run.signal(sig);
+    if let Some(again) = second {
+        std::thread::sleep(Duration::from_millis(300));
+        run.signal(again);
+    }
     let (exit, stderr) = run.finish();
     (exit, stderr, before)
 }
@@ -305,8 +311,14 @@ fn restore_then(p: &TestProject, sig: &str) -> (Option<i32>, String, String) {
 #[test]
 fn an_interrupted_restore_puts_the_data_back_and_the_api_up() {
     let p = stack("sigrs", 1_000_000, true);
-    for (sig, code) in [("-INT", 130), ("-TERM", 143)] {
-        let (exit, stderr, before) = restore_then(&p, sig);
+    for (sig, code, second) in [("-INT", 130, None), ("-TERM", 143, Some("-INT"))] {
+        let (exit, stderr, before) = restore_then(&p, sig, second);
+        if second.is_some() {
+            assert!(
+                stderr.contains("still undoing, please wait: put back"),
+                "{stderr}"
+            );
+        }
         assert_eq!(exit, Some(code), "{sig}: {stderr}");
         assert!(stderr.contains("the data from before is back"), "{sig}: {stderr}");
         assert_eq!(snapshot(&p), before, "{sig}: the data is not as it was");
@@ -324,7 +336,7 @@ fn an_interrupted_restore_puts_the_data_back_and_the_api_up() {
 #[test]
 fn a_killed_restore_is_put_right_by_the_next_command() {
     let p = stack("killrs", 1_000_000, true);
-    let (exit, _, before) = restore_then(&p, "-KILL");
+    let (exit, _, before) = restore_then(&p, "-KILL", None);
     assert_eq!(exit, None);
     assert!(p.file(".pricescan/restore-in-progress.json").exists());
     let next = p.ok(&["backup", "--only", "redis"]);
@@ -455,4 +467,48 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     stop.store(true, Ordering::Relaxed);
     let r = load.join().unwrap();
     assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+}
+
+fn redis(p: &TestProject, cmd: &str) -> String {
+    let container = format!("{}-pricescan-redis-1", p.name);
+    let script = format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --raw {cmd}");
+    let out = Command::new("docker")
+        .args(["exec", &container, "sh", "-c", &script])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_interrupted_redis_restore_is_never_left_stopped_and_empty() {
+    let p = stack("sigredis", 10, true);
+    // About 80 MB of RDB (within Redis' 384 MB maxmemory), so that putting it back takes long
+    // enough to be interrupted.
+    redis(
+        &p,
+        "EVAL \"for i=1,1000000 do redis.call('SET','k'..i,string.rep('x',64)) end\" 0",
+    );
+    let backup = json(&p.ok(&["--json", "backup", "--only", "redis"]))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    redis(&p, "DEL k1");
+    redis(&p, "SET after 1");
+    let before = (redis(&p, "DBSIZE"), redis(&p, "GET after"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let run = spawn(&p, &["restore", &backup, "--yes", "--only", "redis"]);
+    run.wait_for("stopped the API");
+    std::thread::sleep(Duration::from_millis(300));
+    run.signal("-INT");
+    let (exit, stderr) = run.finish();
+    assert_eq!(exit, Some(130), "{stderr}");
+    assert!(stderr.contains("the data from before is back"), "{stderr}");
+    let redis_state = common::docker_format(
+        "container",
+        &format!("{}-pricescan-redis-1", p.name),
+        "{{.State.Status}} {{.State.Health.Status}}",
+    );
+    assert_eq!(redis_state.as_deref(), Some("running healthy"));
+    assert_eq!((redis(&p, "DBSIZE"), redis(&p, "GET after")), before);
+    assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
 }
