@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Restoring ROWS rows (default 1 000 000) under a read load through Nginx, side by side in one
-# run:
+# Restoring ROWS rows (default 1 000 000) under load through Nginx, side by side in one run:
 #   pricescan-ctl restore ID --only mysql --yes
+#   $BASELINE_BIN restore ... (when set: an older build, e.g. the stop/load/start path)
 #   docker stop api; zstd -dc dump | docker exec -i mysql mysql; docker start api (by hand)
-# For each: the command's wall time, and the window in which GETs through Nginx failed (first
-# to last failure) with the number of failed and served requests. The stand-in API has no
-# write endpoint, so writes are not measured separately: during the window they fail as GETs do.
+# For each: the command's wall time; the window in which GETs through Nginx failed (first to
+# last failure) with the failed and served counts; and the window in which writes (POSTs)
+# got 503 from Nginx's read-only mode. The stand-in API answers POSTs with 405, so a 405 is a
+# write that reached the API, and a 503 one that was refused rather than lost.
 source "$(dirname "$0")/lib.sh"
 rows=${ROWS:-1000000}
 (cd "$repo" && cargo build --release --locked -q)
@@ -23,37 +24,45 @@ sql "INSERT INTO prices (item, shop, price, seen) SELECT CONCAT('item-', seq), '
 id=$(ls backups | head -1)
 cp "backups/$id/mysql.sql.zst" /tmp/bench-restore.sql.zst
 
-# load SECONDS: GETs through Nginx from 2 threads for at most SECONDS (or until the stop file
-# appears); prints "failed ok window_s".
+# load SECONDS: 2 GET threads and 1 POST thread through Nginx for at most SECONDS (or until
+# the stop file appears); prints "get_failed get_ok get_window_s post_503 post_503_window_s".
 load() {
   python3 - "$API_PORT" "$1" <<'PY'
 import sys, threading, time, http.client, os
 port, limit = int(sys.argv[1]), float(sys.argv[2])
 stop_file = "/tmp/bench-restore.stop"
-fails, oks, lock = [], [0], threading.Lock()
+fails, refused, oks, lock = [], [], [0], threading.Lock()
 end = time.time() + limit
-def worker():
+def status(method):
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request(method, "/api/version")
+        code = c.getresponse().status
+        c.close()
+        return code
+    except Exception:
+        return 0
+def getter():
     while time.time() < end and not os.path.exists(stop_file):
-        t = time.time()
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/api/version")
-            ok = c.getresponse().status == 200
-            c.close()
-        except Exception:
-            ok = False
+        t = time.time(); ok = status("GET") == 200
         with lock:
             if ok: oks[0] += 1
             else: fails.append(t)
         if not ok: time.sleep(0.01)
-threads = [threading.Thread(target=worker) for _ in range(2)]
+def poster():
+    while time.time() < end and not os.path.exists(stop_file):
+        t = time.time(); code = status("POST")
+        if code == 503:
+            with lock: refused.append(t)
+        time.sleep(0.02)
+threads = [threading.Thread(target=getter) for _ in range(2)] + [threading.Thread(target=poster)]
 [t.start() for t in threads]; [t.join() for t in threads]
-window = (max(fails) - min(fails)) if fails else 0.0
-print(len(fails), oks[0], f"{window:.2f}")
+span = lambda xs: (max(xs) - min(xs)) if xs else 0.0
+print(len(fails), oks[0], f"{span(fails):.2f}", len(refused), f"{span(refused):.2f}")
 PY
 }
 
-# measure CMD...: runs CMD under the load; prints "wall_s failed ok window_s".
+# measure CMD...: runs CMD under the load; prints "wall_s" and what load printed.
 measure() {
   rm -f /tmp/bench-restore.stop
   load 600 > /tmp/bench-restore.load & local loader=$!
@@ -65,7 +74,11 @@ measure() {
   echo "$wall $(cat /tmp/bench-restore.load)"
 }
 
-read -r w_ours f_ours o_ours win_ours < <(measure "$bin" restore "$id" --only mysql --yes)
+row() { printf '%-56s %7.2f %10s %7s %7s %10s\n' "$1" "$2" "$5" "$3" "$4" "$7"; }
+header() { printf '\n%-56s %7s %10s %7s %7s %10s\n' "restore of $rows rows under load through Nginx" "wall s" "GET fail s" "failed" "served" "503 write s"; }
+ours=$(measure "$bin" restore "$id" --only mysql --yes)
+base=""
+if [ -n "${BASELINE_BIN:-}" ]; then sleep 1; base=$(measure "$BASELINE_BIN" restore "$id" --only mysql --yes); fi
 sleep 1
 manual() {
   docker stop "$api_c" >/dev/null
@@ -75,11 +88,13 @@ manual() {
   # Nginx resolves the API's name only when it loads its configuration.
   docker exec "$name-pricescan-nginx-1" nginx -s reload
 }
-read -r w_cli f_cli o_cli win_cli < <(measure manual)
+cli=$(measure manual)
 rm -f /tmp/bench-restore.sql.zst /tmp/bench-restore.stop /tmp/bench-restore.load
 
-printf '\n%-56s %8s %10s %8s %8s\n' "restore of $rows rows under GET load through Nginx" "wall s" "GET fail s" "failed" "served"
-printf '%-56s %8.2f %10s %8s %8s\n' "pricescan-ctl restore --only mysql --yes" "$w_ours" "$win_ours" "$f_ours" "$o_ours"
-printf '%-56s %8.2f %10s %8s %8s\n' "docker stop api; zstd -dc | docker exec -i mysql; start" "$w_cli" "$win_cli" "$f_cli" "$o_cli"
-printf 'ratio of GET failure windows: %s\n' "$(ratio "$win_ours" "$win_cli")"
-echo "(pricescan-ctl's wall time includes its pre-restore backup, the hash check and the row-count check)"
+header
+row "pricescan-ctl restore --only mysql --yes" $ours
+[ -z "$base" ] || row "baseline: $BASELINE_BIN" $base
+row "docker stop api; zstd -dc | docker exec -i mysql; start" $cli
+read -r _ _ _ win_ours _ _ <<<"$ours"; read -r _ _ _ win_cli _ _ <<<"$cli"
+[ "$win_cli" = "0.00" ] || printf 'ratio of GET failure windows, ours / by hand: %s\n' "$(ratio "$win_ours" "$win_cli")"
+echo "(pricescan-ctl's wall time includes its pre-restore backup, the hash check and the row-count checks)"

@@ -49,7 +49,10 @@ fn round_trip_restores_rows_and_keys_exactly() {
     p.sql(
         "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(100), blob_col VARBINARY(16)); \
          INSERT INTO items VALUES (1, 'plain', NULL), (2, 'quote '' and ),( inside', 0x00FF), (3, 'two\\nlines', 0x28292C); \
-         CREATE TABLE other (x INT); INSERT INTO other VALUES (1), (2)",
+         CREATE TABLE other (x INT); INSERT INTO other VALUES (1), (2); \
+         CREATE VIEW named AS SELECT id, name FROM items; \
+         CREATE TRIGGER doubled BEFORE INSERT ON other FOR EACH ROW SET NEW.x = NEW.x * 2; \
+         CREATE PROCEDURE counted() SELECT COUNT(*) FROM items",
     );
     redis(&p, "SET price:1 9.99");
     redis(&p, "HSET item:2 name widget");
@@ -80,7 +83,7 @@ fn round_trip_restores_rows_and_keys_exactly() {
     );
 
     // Change, delete and add data, then restore.
-    p.sql("DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed' WHERE id = 2; INSERT INTO items VALUES (4, 'new', NULL); CREATE TABLE later (y INT)");
+    p.sql("DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed' WHERE id = 2; INSERT INTO items VALUES (4, 'new', NULL); CREATE TABLE later (y INT); DROP VIEW named; CREATE VIEW later_view AS SELECT 1; DROP PROCEDURE counted");
     redis(&p, "DEL price:1");
     redis(&p, "SET extra 1");
     let refused = p.run(&["restore", &id]);
@@ -94,9 +97,21 @@ fn round_trip_restores_rows_and_keys_exactly() {
     assert!(restored.stdout.contains("row counts match"), "{}", restored.all());
     assert_eq!(p.sql(ROWS), before_rows, "rows differ after the restore");
     assert_eq!(
-        p.sql("SHOW TABLES"),
-        "items\nother",
-        "tables made after the backup must be gone"
+        p.sql("SHOW FULL TABLES"),
+        "items\tBASE TABLE\nnamed\tVIEW\nother\tBASE TABLE",
+        "tables and views made after the backup must be gone, and the backup's back"
+    );
+    assert_eq!(p.sql("SELECT COUNT(*) FROM named"), "3");
+    p.sql("INSERT INTO other VALUES (5)");
+    assert_eq!(
+        p.sql("SELECT MAX(x) FROM other"),
+        "10",
+        "the trigger must be back"
+    );
+    assert_eq!(p.sql("CALL counted()"), "3", "the procedure must be back");
+    assert!(
+        !p.sql("SHOW DATABASES").contains("__"),
+        "no shadow schema may stay"
     );
     assert_eq!(redis(&p, "GET price:1"), "9.99");
     assert_eq!(redis(&p, "HGET item:2 name"), "widget");

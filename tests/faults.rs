@@ -286,64 +286,125 @@ fn snapshot(p: &TestProject) -> String {
     p.sql("SELECT COUNT(*), COALESCE(SUM(id), 0), COALESCE(MAX(v), '') FROM big")
 }
 
-/// A restore of a fresh backup over changed data, stopped by `sig` during the load (and by
-/// `second` too, 300 ms later, if given); returns the exit, stderr and the data from before.
-fn restore_then(p: &TestProject, sig: &str, second: Option<&str>) -> (Option<i32>, String, String) {
+/// Backs up `big`, then changes it; returns the backup id and the data from before.
+fn backup_then_change(p: &TestProject) -> (String, String) {
     let backup = json(&p.ok(&["--json", "backup", "--only", "mysql"]))["id"]
         .as_str()
         .unwrap()
         .to_string();
     p.sql("DELETE FROM big WHERE id % 2 = 0; INSERT INTO big VALUES (0, 'after the backup')");
-    let before = snapshot(p);
-    std::thread::sleep(Duration::from_millis(1100));
-    let run = spawn(p, &["restore", &backup, "--yes", "--only", "mysql"]);
-    run.wait_for("stopped the API");
-    std::thread::sleep(Duration::from_millis(1500));
-    run.signal(sig);
-    if let Some(again) = second {
-        std::thread::sleep(Duration::from_millis(300));
-        run.signal(again);
-    }
-    let (exit, stderr) = run.finish();
-    (exit, stderr, before)
+    std::thread::sleep(Duration::from_millis(1100)); // a new backup id needs a new second
+    (backup, snapshot(p))
+}
+
+/// The answer Nginx gives to `method` on the API (0 when none).
+fn http_status(p: &TestProject, method: &str) -> u16 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+        .arg(format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+}
+
+fn databases(p: &TestProject) -> String {
+    p.sql("SHOW DATABASES")
+}
+
+/// After an interrupted restore: the data as it was, the API up, writes accepted, no
+/// shadow schema, no marker, the lock free.
+fn assert_as_before(p: &TestProject, before: &str, what: &str) {
+    assert_eq!(snapshot(p), before, "{what}: the data is not as it was");
+    assert!(
+        api_state(p).starts_with("running healthy"),
+        "{what}: {}",
+        api_state(p)
+    );
+    assert_eq!(
+        http_status(p, "POST"),
+        405,
+        "{what}: writes must reach the API again"
+    );
+    assert!(!databases(p).contains("__"), "{what}: {}", databases(p));
+    assert!(!p.file(".pricescan/restore-in-progress.json").exists(), "{what}");
+    assert!(lock_is_free(p), "{what}");
 }
 
 #[test]
-fn an_interrupted_restore_puts_the_data_back_and_the_api_up() {
+fn a_restore_interrupted_while_staging_never_touches_the_live_data() {
     let p = stack("sigrs", 1_000_000, true);
     for (sig, code, second) in [("-INT", 130, None), ("-TERM", 143, Some("-INT"))] {
-        let (exit, stderr, before) = restore_then(&p, sig, second);
+        let (backup, before) = backup_then_change(&p);
+        let run = spawn(&p, &["restore", &backup, "--yes", "--only", "mysql"]);
+        run.wait_for("into the shadow schema");
+        std::thread::sleep(Duration::from_millis(1000));
+        // While the backup loads beside it, the old data serves reads and refuses writes.
+        assert_eq!(http_status(&p, "GET"), 200, "{sig}");
+        assert_eq!(http_status(&p, "POST"), 503, "{sig}: writes must be refused");
+        run.signal(sig);
+        if let Some(again) = second {
+            std::thread::sleep(Duration::from_millis(100));
+            run.signal(again);
+        }
+        let (exit, stderr) = run.finish();
+        assert_eq!(exit, Some(code), "{sig}: {stderr}");
+        assert!(
+            stderr.contains("the live data was never touched"),
+            "{sig}: {stderr}"
+        );
         if second.is_some() {
             assert!(
-                stderr.contains("still undoing, please wait: put back"),
+                stderr.contains("still undoing, please wait: drop the shadow"),
                 "{stderr}"
             );
         }
-        assert_eq!(exit, Some(code), "{sig}: {stderr}");
-        assert!(stderr.contains("the data from before is back"), "{sig}: {stderr}");
-        assert_eq!(snapshot(&p), before, "{sig}: the data is not as it was");
-        assert!(
-            api_state(&p).starts_with("running healthy"),
-            "{sig}: {}",
-            api_state(&p)
-        );
-        assert!(lock_is_free(&p));
-        assert!(!p.file(".pricescan/restore-in-progress.json").exists());
-        std::thread::sleep(Duration::from_millis(1100));
+        assert_as_before(&p, &before, sig);
     }
+}
+
+#[test]
+fn a_restore_that_fails_in_the_swap_puts_the_data_back() {
+    let p = stack("swaprs", 200_000, true);
+    let (backup, before) = backup_then_change(&p);
+    let run = spawn(&p, &["restore", &backup, "--yes", "--only", "mysql"]);
+    run.wait_for("into the shadow schema");
+    // A session that holds a read lock on the live table makes the swap's RENAME wait.
+    let mut holder = Command::new("docker")
+        .args(["exec", &format!("{}-pricescan-mysql-1", p.name), "sh", "-c"])
+        .arg("MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mariadb -uroot pricescan -e 'LOCK TABLES big READ; SELECT SLEEP(120)'")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    run.wait_for("paused the API for the swap");
+    std::thread::sleep(Duration::from_millis(1500));
+    run.signal("-INT");
+    let (exit, stderr) = run.finish();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(exit, Some(130), "{stderr}");
+    assert!(stderr.contains("the data from before is back"), "{stderr}");
+    assert_as_before(&p, &before, "swap");
 }
 
 #[test]
 fn a_killed_restore_is_put_right_by_the_next_command() {
     let p = stack("killrs", 1_000_000, true);
-    let (exit, _, before) = restore_then(&p, "-KILL", None);
-    assert_eq!(exit, None);
+    let (backup, before) = backup_then_change(&p);
+    let run = spawn(&p, &["restore", &backup, "--yes", "--only", "mysql"]);
+    run.wait_for("into the shadow schema");
+    std::thread::sleep(Duration::from_millis(1000));
+    run.signal("-KILL");
+    assert_eq!(run.finish().0, None);
     assert!(p.file(".pricescan/restore-in-progress.json").exists());
+    assert_eq!(
+        http_status(&p, "POST"),
+        503,
+        "read-only stays until someone undoes it"
+    );
     let next = p.ok(&["backup", "--only", "redis"]);
     assert!(next.stderr.contains("was stopped half-way"), "{}", next.all());
-    assert_eq!(snapshot(&p), before, "the data is not as it was");
-    assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
-    assert!(!p.file(".pricescan/restore-in-progress.json").exists());
+    assert_as_before(&p, &before, "after the next command");
 }
 
 #[test]

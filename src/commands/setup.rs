@@ -311,14 +311,18 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
         }
     }
     changes.add_files(ctx, "rendered", CONFIG_DIR, created);
-    let upstream = ops::nginx::upstream_path(project);
-    if !upstream.exists() {
-        fsutil::write_atomic(
-            &upstream,
-            ops::nginx::upstream_config("pricescan-api").as_bytes(),
-            0o644,
-        )?;
-        changes.add(ctx, format!("created {}", shown(&project.dir, &upstream)));
+    // Include files that start, deploy and restore own: created once, then left to them.
+    for (path, content) in [
+        (
+            ops::nginx::upstream_path(project),
+            ops::nginx::upstream_config("pricescan-api"),
+        ),
+        (ops::nginx::writes_path(project), ops::nginx::writes_config(false)),
+    ] {
+        if !path.exists() {
+            fsutil::write_atomic(&path, content.as_bytes(), 0o644)?;
+            changes.add(ctx, format!("created {}", shown(&project.dir, &path)));
+        }
     }
     Ok(())
 }

@@ -370,6 +370,25 @@ impl Engine {
         }
     }
 
+    /// Freezes a container's processes: connections to it wait instead of failing.
+    pub async fn pause(&self, id: &str) -> Result<()> {
+        self.docker
+            .pause_container(id)
+            .await
+            .map_err(|e| engine_error(&format!("cannot pause container {id}"), e))
+    }
+
+    /// Thaws a paused container; one that is not paused is left as it is.
+    pub async fn unpause(&self, id: &str) -> Result<()> {
+        if self.inspect(id).await?.status != "paused" {
+            return Ok(());
+        }
+        self.docker
+            .unpause_container(id)
+            .await
+            .map_err(|e| engine_error(&format!("cannot unpause container {id}"), e))
+    }
+
     /// Removes a container with its anonymous volumes (a throwaway MySQL leaves one);
     /// named volumes, which hold the data, are never removed.
     pub async fn remove(&self, id: &str) -> Result<()> {

@@ -38,9 +38,18 @@ pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Res
     }
     settle_api(engine, project, printer).await?;
     if let Some(marker) = super::restore::read_marker(project) {
+        let doing = match marker.phase {
+            super::restore::Phase::Staging => {
+                "dropping its shadow schema and accepting writes again (the live data was never touched)"
+                    .to_string()
+            }
+            super::restore::Phase::Swapping => {
+                format!("putting back its pre-restore backup {}", marker.safety)
+            }
+        };
         printer.warn(&format!(
-            "a restore of {} was stopped half-way (started {}); putting back its pre-restore backup {}",
-            marker.target, marker.started_at, marker.safety
+            "a restore of {} was stopped half-way (started {}); {doing}",
+            marker.target, marker.started_at
         ));
         let restorer = super::restore::Restorer {
             engine,

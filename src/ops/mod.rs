@@ -16,6 +16,7 @@ pub mod nginx;
 pub mod release;
 pub mod resources;
 pub mod restore;
+pub mod shadow;
 pub mod sqlcount;
 pub mod status;
 pub mod wait;

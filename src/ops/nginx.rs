@@ -18,6 +18,37 @@ pub fn upstream_path(project: &Project) -> PathBuf {
     project.dir.join(CONFIG_DIR).join(UPSTREAM_FILE)
 }
 
+pub const WRITES_FILE: &str = "nginx/writes.inc";
+
+pub fn writes_path(project: &Project) -> PathBuf {
+    project.dir.join(CONFIG_DIR).join(WRITES_FILE)
+}
+
+/// Nginx's write mode: normally nothing; read-only refuses every method that may change
+/// data with 503 and a Retry-After, so that no write lands in data about to be replaced.
+pub fn writes_config(read_only: bool) -> String {
+    let head = "# Owned by pricescan-ctl (restore): rewritten atomically, checked with nginx -t,\n\
+                # then nginx -s reload. Do not edit.\n";
+    match read_only {
+        false => format!("{head}# Read-write.\n"),
+        true => format!(
+            "{head}# Read-only while a restore reloads the data.\n\
+             if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{\n    \
+             add_header Retry-After 60 always;\n    return 503;\n}}\n"
+        ),
+    }
+}
+
+/// Turns read-only mode on or off in a running Nginx; checked and graceful like the upstream.
+pub async fn set_read_only(
+    engine: &Engine,
+    project: &Project,
+    nginx: Option<&ContainerInfo>,
+    read_only: bool,
+) -> Result<bool> {
+    write_and_reload(engine, nginx, &writes_path(project), writes_config(read_only)).await
+}
+
 pub fn upstream_config(server: &str) -> String {
     format!(
         "# Owned by pricescan-ctl (start, restart, deploy): rewritten atomically, checked with\n\
@@ -53,14 +84,22 @@ pub async fn point_upstream(
     nginx: Option<&ContainerInfo>,
     server: &str,
 ) -> Result<bool> {
-    let path = upstream_path(project);
-    let previous = std::fs::read_to_string(&path).ok();
-    let wanted = upstream_config(server);
+    write_and_reload(engine, nginx, &upstream_path(project), upstream_config(server)).await
+}
+
+/// Writes an owned include file atomically and reloads; false when it already said that.
+async fn write_and_reload(
+    engine: &Engine,
+    nginx: Option<&ContainerInfo>,
+    path: &std::path::Path,
+    wanted: String,
+) -> Result<bool> {
+    let previous = std::fs::read_to_string(path).ok();
     if previous.as_deref() == Some(wanted.as_str()) {
         return Ok(false);
     }
-    fsutil::write_atomic(&path, wanted.as_bytes(), 0o644)?;
-    reload_or_restore(engine, nginx, &path, previous).await
+    fsutil::write_atomic(path, wanted.as_bytes(), 0o644)?;
+    reload_or_restore(engine, nginx, path, previous).await
 }
 
 /// Makes a running Nginx resolve its upstream again. Nginx resolves names only when it

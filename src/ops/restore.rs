@@ -1,14 +1,17 @@
 //! Restoring a backup without leaving production worse than it was found (DESIGN §8).
-//! A pre-restore backup comes first. From the moment data is touched, any failure or signal
-//! puts that backup back and starts the API again; a marker file names it, so that if this
-//! process is killed outright the next command that takes the lock puts it back instead.
-//! MySQL is loaded by streaming the dump into `mysql` (constant memory); Redis' RDB goes back
-//! while Redis is stopped.
+//! A pre-restore backup comes first. Then, while the old data keeps serving reads and Nginx
+//! refuses writes, MySQL's dump streams into a shadow schema and is checked there (`shadow`);
+//! a failure here only drops the shadow. The API stops only for the swap (and for Redis,
+//! whose RDB goes back while it is stopped). From the swap on, any failure or signal puts
+//! the pre-restore backup back and starts the API again. A marker file names the phase and
+//! the backup, so that if this process is killed outright the next command that takes the
+//! lock undoes the staging or puts the backup back.
 
 use super::backup;
 use super::backups::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, OnDisk, Part, RDB_FILE, REDIS_SERVICE};
 use super::converge::{current_container, running_container};
 use super::wait::{self, Goal};
+use super::{nginx, shadow};
 use crate::cleanup;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, Result};
@@ -50,6 +53,18 @@ pub struct Marker {
     /// API containers that were stopped and must run again.
     pub api: Vec<String>,
     pub started_at: String,
+    /// Staging: only the shadow schema and read-only mode need undoing. Swapping: the live
+    /// data may be half-replaced, and the pre-restore backup goes back.
+    #[serde(default)]
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Staging,
+    #[default]
+    Swapping,
 }
 
 pub fn marker_path(project: &Project) -> PathBuf {
@@ -105,18 +120,30 @@ impl Restorer<'_> {
             .filter(|c| c.service == API_SERVICE && c.is_running())
             .map(|c| c.id.clone())
             .collect();
-        let marker = Marker {
+        let mut marker = Marker {
             target: target.id.clone(),
             safety: safety.id.clone(),
             mysql: parts.contains(&Part::Mysql),
             redis: parts.contains(&Part::Redis),
             api: api.clone(),
             started_at: chrono::Utc::now().to_rfc3339(),
+            phase: Phase::Staging,
         };
         write_marker(self.project, &marker)?;
         let loader = Loader::default();
+        if marker.mysql {
+            let staged = tokio::select! {
+                r = self.stage(&containers, target, &loader) => r,
+                _ = signals::received() => Err(signals::interrupted(format!("while staging {}", target.id))),
+            };
+            if let Err(e) = staged {
+                return Err(self.unstage_after(e, &loader).await);
+            }
+        }
+        marker.phase = Phase::Swapping;
+        write_marker(self.project, &marker)?;
         let outcome = tokio::select! {
-            r = self.replace(&containers, &api, target, parts, &loader) => r,
+            r = self.swap_in(&containers, &api, target, parts, &loader) => r,
             _ = signals::received() => Err(signals::interrupted(format!("while restoring {}", target.id))),
         };
         let Err(e) = outcome else {
@@ -143,8 +170,68 @@ impl Restorer<'_> {
         })
     }
 
-    /// Stops the API, loads `b`, starts the API again and checks the row counts.
-    async fn replace(
+    /// Phase one, while the old data keeps serving reads: Nginx refuses writes (503) so that
+    /// none is lost in the swap, and the dump goes into the shadow schema, whose row counts
+    /// must match the manifest.
+    async fn stage(&self, containers: &[ContainerInfo], b: &OnDisk, loader: &Loader) -> Result<()> {
+        let manifest = b.manifest.as_ref().expect("restored backups have a manifest");
+        let db = manifest.database.clone().unwrap_or_default();
+        shadow::check_database(&db)?;
+        let mysql = running_container(containers, MYSQL_SERVICE)?;
+        nginx::set_read_only(self.engine, self.project, nginx::running_nginx(containers), true).await?;
+        self.printer
+            .info("read-only: writes get 503 until the restore is done");
+        self.printer.info(&format!(
+            "loading {} into the shadow schema {}",
+            b.id,
+            shadow::schema(&db)
+        ));
+        let clock = std::time::Instant::now();
+        let mut started = |exec: &str| loader.set(exec);
+        shadow::load(self.engine, &mysql.id, b, &mut started).await?;
+        self.printer
+            .debug(&format!("loading took {:.2}s", clock.elapsed().as_secs_f64()));
+        check_rows(self.engine, containers, manifest, &shadow::schema(&db)).await
+    }
+
+    /// After a failed or interrupted staging: the shadow goes and writes are accepted again.
+    /// The live data was never touched.
+    async fn unstage_after(&self, e: CtlError, loader: &Loader) -> CtlError {
+        let undo = self.discard(loader.get());
+        match cleanup::despite_signals(
+            "drop the shadow schema and accept writes again",
+            undo,
+            self.printer,
+        )
+        .await
+        {
+            Ok(()) => {
+                clear_marker(self.project);
+                e.cause("nothing was changed: the live data was never touched, and writes are accepted again")
+            }
+            Err(d) => e.cause(format!("cleaning up the shadow schema failed: {}", d.what)),
+        }
+    }
+
+    /// Drops the shadow schema (once its loader is gone) and turns read-only mode off.
+    async fn discard(&self, loader: Option<String>) -> Result<()> {
+        let containers = self.engine.project_containers(&self.project.name).await?;
+        let mysql = running_container(&containers, MYSQL_SERVICE)?;
+        self.settle_loader(&mysql.id, loader).await?;
+        shadow::discard(self.engine, &mysql.id).await?;
+        nginx::set_read_only(
+            self.engine,
+            self.project,
+            nginx::running_nginx(&containers),
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Phase two, the only time the API stops: the shadow's tables are swapped in, Redis'
+    /// RDB goes back, the API starts, the row counts are checked, writes are accepted again.
+    async fn swap_in(
         &self,
         containers: &[ContainerInfo],
         api: &[String],
@@ -152,32 +239,76 @@ impl Restorer<'_> {
         parts: &[Part],
         loader: &Loader,
     ) -> Result<()> {
+        // Paused, not stopped: requests wait for the swap (it takes a moment) and then get
+        // the restored data, instead of failing while the API restarts. Redis' RDB can only
+        // go back into a stopped Redis, so a Redis restore stops the API as before.
+        let redis = parts.contains(&Part::Redis);
         for id in api {
-            self.engine.stop(id, None).await?;
+            match redis {
+                true => self.engine.stop(id, None).await?,
+                false => self.engine.pause(id).await?,
+            }
         }
-        self.printer.info("stopped the API");
+        self.printer.info(if redis {
+            "stopped the API"
+        } else {
+            "paused the API for the swap"
+        });
         let clock = std::time::Instant::now();
-        let loaded = load(self.engine, self.project, containers, b, parts, loader).await;
-        self.printer
-            .debug(&format!("loading took {:.2}s", clock.elapsed().as_secs_f64()));
-        start_api(self.engine, &self.project.name, api).await?;
-        self.printer.info("started the API");
-        loaded?;
+        let swapped = async {
+            if parts.contains(&Part::Mysql) {
+                let mysql = running_container(containers, MYSQL_SERVICE)?;
+                let mut started = |exec: &str| loader.set(exec);
+                shadow::swap(self.engine, &mysql.id, &mut started).await?;
+            }
+            if parts.contains(&Part::Redis) {
+                let only_redis = [Part::Redis];
+                load(self.engine, self.project, containers, b, &only_redis, loader).await?;
+            }
+            Ok::<_, CtlError>(())
+        }
+        .await;
+        start_api(self.engine, &self.project.name, api, redis).await?;
+        self.printer.info(&format!(
+            "the API serves again (it was {} for {:.2}s)",
+            if redis { "stopped" } else { "paused" },
+            clock.elapsed().as_secs_f64()
+        ));
+        swapped?;
         let manifest = b.manifest.as_ref().expect("restored backups have a manifest");
         if parts.contains(&Part::Mysql) {
-            check_rows(self.engine, containers, manifest).await?;
+            let db = manifest.database.clone().unwrap_or_default();
+            check_rows(self.engine, containers, manifest, &db).await?;
         }
+        nginx::set_read_only(self.engine, self.project, nginx::running_nginx(containers), false).await?;
         Ok(())
     }
 
-    /// Puts the pre-restore backup named by `marker` back and starts the API it stopped.
+    /// Ends the other MySQL sessions, then waits for the exec that was loading or swapping to
+    /// end: nothing cut off may go on writing while data is put back or dropped.
+    async fn settle_loader(&self, mysql: &str, loader: Option<String>) -> Result<()> {
+        shadow::end_sessions(self.engine, mysql).await?;
+        match loader {
+            Some(exec) => self.engine.wait_exec_gone(&exec, LOADER_GONE).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Puts the pre-restore backup named by `marker` back, starts the API it stopped, and
+    /// clears whatever staging left (the shadow schema, read-only mode).
     pub async fn put_back(&self, marker: &Marker, loader: Option<String>) -> Result<()> {
-        if let Some(exec) = loader {
-            self.engine.wait_exec_gone(&exec, LOADER_GONE).await?;
+        if marker.phase == Phase::Staging {
+            self.discard(loader).await?;
+            clear_marker(self.project);
+            return Ok(());
         }
         let safety = backups::find(self.project, Some(&marker.safety))?;
         let parts = parts_of(marker);
         let containers = self.engine.project_containers(&self.project.name).await?;
+        if marker.mysql {
+            let mysql = running_container(&containers, MYSQL_SERVICE)?;
+            self.settle_loader(&mysql.id, loader).await?;
+        }
         let loaded = load(
             self.engine,
             self.project,
@@ -187,29 +318,35 @@ impl Restorer<'_> {
             &Loader::default(),
         )
         .await;
-        start_api(self.engine, &self.project.name, &marker.api).await?;
+        start_api(self.engine, &self.project.name, &marker.api, true).await?;
         loaded?;
         if marker.mysql {
             let manifest = safety.manifest.as_ref().expect("found backups have a manifest");
-            check_rows(self.engine, &containers, manifest).await?;
+            let db = manifest.database.clone().unwrap_or_default();
+            check_rows(self.engine, &containers, manifest, &db).await?;
+            self.discard(None).await?;
         }
+        nginx::set_read_only(
+            self.engine,
+            self.project,
+            nginx::running_nginx(&containers),
+            false,
+        )
+        .await?;
         clear_marker(self.project);
         Ok(())
     }
 }
 
-/// Starts the API containers again and makes Nginx look them up (they may have new addresses).
-async fn start_api(engine: &Engine, project: &str, api: &[String]) -> Result<()> {
+/// Thaws or starts the API containers again. Started ones may come back on new addresses,
+/// so Nginx looks them up again (`restarted`).
+async fn start_api(engine: &Engine, project: &str, api: &[String], restarted: bool) -> Result<()> {
     for id in api {
+        engine.unpause(id).await?;
         engine.start(id).await?;
-        if let Err(not_ready) = wait::until(engine, id, Goal::Ready, READY_TIMEOUT, &mut |_| {}).await? {
-            return Err(CtlError::failure(format!(
-                "the API did not come back: {}",
-                not_ready.reason
-            )));
-        }
+        healthy_again(engine, id).await?;
     }
-    if !api.is_empty() {
+    if restarted && !api.is_empty() {
         let fresh = engine.project_containers(project).await?;
         super::nginx::refresh(engine, super::nginx::running_nginx(&fresh)).await?;
     }
@@ -385,9 +522,39 @@ fn tar_header(name: &str, size: u64, kind: u8) -> Vec<u8> {
     h
 }
 
-async fn check_rows(engine: &Engine, containers: &[ContainerInfo], manifest: &Manifest) -> Result<()> {
+/// Waits for the API to be healthy. A paused container fails its health checks, so
+/// "unhealthy" right after a pause is not final: only an exit or the deadline is.
+async fn healthy_again(engine: &Engine, id: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    loop {
+        let d = engine.inspect(id).await?;
+        if d.is_ready() {
+            return Ok(());
+        }
+        if !d.running && d.status != "created" && d.status != "restarting" {
+            return Err(CtlError::failure(format!(
+                "the API did not come back: it is {}",
+                d.status
+            )));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(crate::engine::deadline_error(
+                "waiting for the API to be healthy again",
+                READY_TIMEOUT,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every table's row count in schema `db` against the manifest.
+async fn check_rows(
+    engine: &Engine,
+    containers: &[ContainerInfo],
+    manifest: &Manifest,
+    db: &str,
+) -> Result<()> {
     let c = running_container(containers, MYSQL_SERVICE)?;
-    let db = manifest.database.clone().unwrap_or_default();
     let mut wrong = Vec::new();
     for (table, expected) in &manifest.row_counts {
         let script = format!(
