@@ -11,9 +11,9 @@ pub mod spec;
 mod streams;
 mod transfer;
 
+pub use containers::deadline_error;
 use containers::is_status;
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
-pub use containers::{EXEC_DEADLINE, deadline_error};
 pub use errors::engine_error;
 pub use lock::LockRecord;
 pub use resources::{Ensured, PullEvent};

@@ -109,8 +109,6 @@ fn container_name(project: &str) -> String {
 /// undo step, so that nothing else starts while this command is still putting things back.
 pub struct OperationLock {
     _release: Pending,
-    /// The dead holder this lock was taken over from, if any.
-    pub took_over: Option<Owner>,
 }
 
 /// Takes the lock for `operation`, waiting up to `wait`; exit 75 naming the holder if it
@@ -124,7 +122,6 @@ pub async fn acquire(
 ) -> Result<OperationLock> {
     let deadline = Instant::now() + wait.unwrap_or_default();
     let name = container_name(project);
-    let mut took_over = None;
     let mut labels = Owner::me(operation).labels();
     labels.insert(labels::PROJECT.into(), project.to_string());
     loop {
@@ -133,10 +130,7 @@ pub async fn acquire(
             let release = cleanup::routine("release the operation lock", move |_| {
                 async move { engine.remove(&id).await }.boxed()
             });
-            return Ok(OperationLock {
-                _release: release,
-                took_over,
-            });
+            return Ok(OperationLock { _release: release });
         }
         let Some(held) = engine.find_lock(&name).await? else {
             continue; // released between our two calls
@@ -148,7 +142,6 @@ pub async fn acquire(
                 dead.describe()
             ));
             engine.remove(&held.id).await?;
-            took_over = Some(dead.clone());
             continue;
         }
         if Instant::now() >= deadline {
