@@ -34,8 +34,7 @@ async fn run(cli: Cli) -> ExitStatus {
         return finish(&printer, result).await;
     }
     let outcome = tokio::select! {
-        // The command first: one that handles a signal itself (logs ends with exit 0, deploy
-        // and restore undo their work) gets to finish on the same signal.
+        // The command first: a result that is ready is not thrown away for a late signal.
         biased;
         done = pricescan_ctl::commands::run(cli, printer.clone()) => Some(done),
         signal = signals::received() => {
