@@ -107,28 +107,42 @@ impl Restorer<'_> {
     /// Restores `target`; returns the pre-restore backup's id. On failure or a signal after
     /// the data was touched, the data from before is back and the API runs when this returns.
     pub async fn restore(&self, target: &OnDisk, parts: &[Part]) -> Result<String> {
-        let safety = tokio::select! {
-            r = backup::take(self.engine, self.project, "pre-restore", parts, self.printer) => r?,
-            _ = signals::received() => {
-                return Err(signals::interrupted("during the pre-restore backup; nothing was changed"));
-            }
-        };
-        self.printer.info(&format!("pre-restore backup: {}", safety.id));
         let containers = self.engine.project_containers(&self.project.name).await?;
         let api: Vec<String> = containers
             .iter()
             .filter(|c| c.service == API_SERVICE && c.is_running())
             .map(|c| c.id.clone())
             .collect();
+        // The marker first: from the moment writes are refused, a crash must be undone.
         let mut marker = Marker {
             target: target.id.clone(),
-            safety: safety.id.clone(),
+            safety: String::new(),
             mysql: parts.contains(&Part::Mysql),
             redis: parts.contains(&Part::Redis),
             api: api.clone(),
             started_at: chrono::Utc::now().to_rfc3339(),
             phase: Phase::Staging,
         };
+        write_marker(self.project, &marker)?;
+        // Writes are refused before the pre-restore backup, so that it holds every write the
+        // API accepted: putting it back after a failed swap then loses nothing.
+        let nginx = nginx::running_nginx(&containers);
+        if let Err(e) = nginx::set_read_only(self.engine, self.project, nginx, true).await {
+            clear_marker(self.project);
+            return Err(e);
+        }
+        self.printer
+            .info("read-only: writes get 503 until the restore is done");
+        let safety = tokio::select! {
+            r = backup::take(self.engine, self.project, "pre-restore", parts, self.printer) => r,
+            _ = signals::received() => Err(signals::interrupted("during the pre-restore backup")),
+        };
+        let safety = match safety {
+            Ok(safety) => safety,
+            Err(e) => return Err(self.unstage_after(e, &Loader::default()).await),
+        };
+        self.printer.info(&format!("pre-restore backup: {}", safety.id));
+        marker.safety = safety.id.clone();
         write_marker(self.project, &marker)?;
         let loader = Loader::default();
         if marker.mysql {
@@ -178,9 +192,6 @@ impl Restorer<'_> {
         let db = manifest.database.clone().unwrap_or_default();
         shadow::check_database(&db)?;
         let mysql = running_container(containers, MYSQL_SERVICE)?;
-        nginx::set_read_only(self.engine, self.project, nginx::running_nginx(containers), true).await?;
-        self.printer
-            .info("read-only: writes get 503 until the restore is done");
         self.printer.info(&format!(
             "loading {} into the shadow schema {}",
             b.id,
@@ -216,9 +227,10 @@ impl Restorer<'_> {
     /// Drops the shadow schema (once its loader is gone) and turns read-only mode off.
     async fn discard(&self, loader: Option<String>) -> Result<()> {
         let containers = self.engine.project_containers(&self.project.name).await?;
-        let mysql = running_container(&containers, MYSQL_SERVICE)?;
-        self.settle_loader(&mysql.id, loader).await?;
-        shadow::discard(self.engine, &mysql.id).await?;
+        if let Ok(mysql) = running_container(&containers, MYSQL_SERVICE) {
+            self.settle_loader(&mysql.id, loader).await?;
+            shadow::discard(self.engine, &mysql.id).await?;
+        }
         nginx::set_read_only(
             self.engine,
             self.project,
