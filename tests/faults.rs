@@ -455,7 +455,7 @@ fn api_running(p: &TestProject) -> Vec<String> {
 #[test]
 fn sigterm_before_and_after_the_switch_of_a_deploy() {
     let mut p = stack("sigdep", 300_000, true);
-    p.set_env("API_DRAIN", "30s");
+    p.set_env("API_DRAIN", "6s");
     // Before the switch: during the pre-deploy backup. Nothing is deployed or left behind.
     let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2"]);
     wait_for_partial(&p);
@@ -467,7 +467,8 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     assert_eq!(p.serving_version(), "v1");
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
 
-    // After the switch: the release serves, is recorded, and the old container goes.
+    // After the switch: the release serves and is recorded; the old container drains to the
+    // end (no request in flight fails), then stops.
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
     let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
@@ -478,6 +479,10 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
     let r = load.join().unwrap();
     assert_eq!(exit, Some(143), "{stderr}");
     assert!(stderr.contains("serves and is recorded"), "{stderr}");
+    assert!(
+        stderr.contains("still undoing, please wait: draining"),
+        "the drain finishes, and says so: {stderr}"
+    );
     assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
     assert_eq!(p.serving_version(), "v2");
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));

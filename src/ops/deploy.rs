@@ -119,9 +119,9 @@ pub async fn switch(plan: &Plan<'_>) -> Result<Outcome> {
     Ok(Outcome::Switched { new: spec.name, old })
 }
 
-/// After the switch: the old container drains (cut short by a signal), is stopped and kept
-/// for rollback, and the upstream names the service again. Failures here are warnings on a
-/// release that serves.
+/// After the switch: the old container drains (to the end, signal or not), is stopped and
+/// kept for rollback, and the upstream names the service again. Failures here are warnings
+/// on a release that serves.
 pub async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
     let mut warnings = Vec::new();
     step(
@@ -133,10 +133,10 @@ pub async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
             humantime::format_duration(plan.drain)
         ),
     );
-    tokio::select! {
-        _ = tokio::time::sleep(plan.drain) => {}
-        s = crate::signals::received() => warnings.push(format!("{} cut the drain of {} short", s.name(), old.name)),
-    }
+    // A signal does not cut the drain short: requests in flight on the old container would
+    // fail. The release is committed; finishing it is the clean-up.
+    let what = format!("draining {} before it stops", old.name);
+    crate::cleanup::despite_signals(&what, tokio::time::sleep(plan.drain), plan.printer).await;
     let grace = plan
         .project
         .service(API_SERVICE)
