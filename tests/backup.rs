@@ -16,16 +16,6 @@ fn stack(tag: &str) -> TestProject {
     p
 }
 
-fn redis(p: &TestProject, cmd: &str) -> String {
-    let container = format!("{}-pricescan-redis-1", p.name);
-    let script = format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --raw {cmd}");
-    let out = Command::new("docker")
-        .args(["exec", &container, "sh", "-c", &script])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn files_of(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
@@ -54,8 +44,8 @@ fn round_trip_restores_rows_and_keys_exactly() {
          CREATE TRIGGER doubled BEFORE INSERT ON other FOR EACH ROW SET NEW.x = NEW.x * 2; \
          CREATE PROCEDURE counted() SELECT COUNT(*) FROM items",
     );
-    redis(&p, "SET price:1 9.99");
-    redis(&p, "HSET item:2 name widget");
+    p.redis("SET price:1 9.99");
+    p.redis("HSET item:2 name widget");
     let before_rows = p.sql(ROWS);
 
     let run = p.ok(&["--json", "backup"]);
@@ -84,8 +74,8 @@ fn round_trip_restores_rows_and_keys_exactly() {
 
     // Change, delete and add data, then restore.
     p.sql("DELETE FROM items WHERE id = 1; UPDATE items SET name = 'changed' WHERE id = 2; INSERT INTO items VALUES (4, 'new', NULL); CREATE TABLE later (y INT); DROP VIEW named; CREATE VIEW later_view AS SELECT 1; DROP PROCEDURE counted");
-    redis(&p, "DEL price:1");
-    redis(&p, "SET extra 1");
+    p.redis("DEL price:1");
+    p.redis("SET extra 1");
     let refused = p.run(&["restore", &id]);
     assert_eq!(
         refused.code,
@@ -113,9 +103,9 @@ fn round_trip_restores_rows_and_keys_exactly() {
         !p.sql("SHOW DATABASES").contains("__"),
         "no shadow schema may stay"
     );
-    assert_eq!(redis(&p, "GET price:1"), "9.99");
-    assert_eq!(redis(&p, "HGET item:2 name"), "widget");
-    assert_eq!(redis(&p, "EXISTS extra"), "0");
+    assert_eq!(p.redis("GET price:1"), "9.99");
+    assert_eq!(p.redis("HGET item:2 name"), "widget");
+    assert_eq!(p.redis("EXISTS extra"), "0");
     assert!(
         p.dir_names("backups").iter().any(|b| b.ends_with("-pre-restore")),
         "a pre-restore backup is taken: {:?}",

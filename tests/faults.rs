@@ -535,32 +535,19 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
 }
 
-fn redis(p: &TestProject, cmd: &str) -> String {
-    let container = format!("{}-pricescan-redis-1", p.name);
-    let script = format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --raw {cmd}");
-    let out = Command::new("docker")
-        .args(["exec", &container, "sh", "-c", &script])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 #[test]
 fn an_interrupted_redis_restore_is_never_left_stopped_and_empty() {
     let p = stack("sigredis", 10, true);
     // About 80 MB of RDB (within Redis' 384 MB maxmemory), so that putting it back takes long
     // enough to be interrupted.
-    redis(
-        &p,
-        "EVAL \"for i=1,1000000 do redis.call('SET','k'..i,string.rep('x',64)) end\" 0",
-    );
+    p.redis("EVAL \"for i=1,1000000 do redis.call('SET','k'..i,string.rep('x',64)) end\" 0");
     let backup = json(&p.ok(&["--json", "backup", "--only", "redis"]))["id"]
         .as_str()
         .unwrap()
         .to_string();
-    redis(&p, "DEL k1");
-    redis(&p, "SET after 1");
-    let before = (redis(&p, "DBSIZE"), redis(&p, "GET after"));
+    p.redis("DEL k1");
+    p.redis("SET after 1");
+    let before = (p.redis("DBSIZE"), p.redis("GET after"));
     std::thread::sleep(Duration::from_millis(1100));
     let run = spawn(&p, &["restore", &backup, "--yes", "--only", "redis"]);
     run.wait_for("stopped the API");
@@ -575,6 +562,6 @@ fn an_interrupted_redis_restore_is_never_left_stopped_and_empty() {
         "{{.State.Status}} {{.State.Health.Status}}",
     );
     assert_eq!(redis_state.as_deref(), Some("running healthy"));
-    assert_eq!((redis(&p, "DBSIZE"), redis(&p, "GET after")), before);
+    assert_eq!((p.redis("DBSIZE"), p.redis("GET after")), before);
     assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
 }

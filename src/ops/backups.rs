@@ -272,6 +272,15 @@ fn check_dump(path: &Path) -> std::result::Result<(), String> {
     }
 }
 
+/// The backup's MySQL dump as SQL, decoded as it is read: constant memory whatever its size.
+pub async fn dump_reader(b: &OnDisk) -> Result<impl tokio::io::AsyncRead + Unpin + use<>> {
+    let file = tokio::fs::File::open(b.path.join(DUMP_FILE))
+        .await
+        .map_err(|e| CtlError::failure(format!("cannot open the dump of {}", b.id)).cause(e))?;
+    let buffered = tokio::io::BufReader::with_capacity(1 << 20, file);
+    Ok(async_compression::tokio::bufread::ZstdDecoder::new(buffered))
+}
+
 /// Records a successful verification in the manifest (atomically).
 pub fn mark_verified(b: &OnDisk) -> Result<()> {
     let Some(mut m) = b.manifest.clone() else {
@@ -329,13 +338,7 @@ async fn load_and_count(
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let file = tokio::fs::File::open(b.path.join(DUMP_FILE))
-        .await
-        .map_err(|e| CtlError::failure("cannot open the dump").cause(e))?;
-    let decoder = async_compression::tokio::bufread::ZstdDecoder::new(tokio::io::BufReader::with_capacity(
-        1 << 20,
-        file,
-    ));
+    let decoder = dump_reader(b).await?;
     let (code, _, stderr) = engine
         .exec_with_input(
             id,

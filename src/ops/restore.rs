@@ -8,7 +8,7 @@
 //! lock undoes the staging or puts the backup back.
 
 use super::backup;
-use super::backups::{self, DUMP_FILE, MYSQL_SERVICE, Manifest, OnDisk, Part, RDB_FILE, REDIS_SERVICE};
+use super::backups::{self, MYSQL_SERVICE, Manifest, OnDisk, Part, RDB_FILE, REDIS_SERVICE};
 use super::converge::{current_container, running_container};
 use super::wait::{self, Goal};
 use super::{nginx, shadow};
@@ -336,15 +336,9 @@ impl Restorer<'_> {
             let manifest = safety.manifest.as_ref().expect("found backups have a manifest");
             let db = manifest.database.clone().unwrap_or_default();
             check_rows(self.engine, &containers, manifest, &db).await?;
-            self.discard(None).await?;
         }
-        nginx::set_read_only(
-            self.engine,
-            self.project,
-            nginx::running_nginx(&containers),
-            false,
-        )
-        .await?;
+        // Leftover schemas go and writes are accepted again.
+        self.discard(None).await?;
         clear_marker(self.project);
         Ok(())
     }
@@ -379,12 +373,7 @@ async fn load(
         if out.exit_code != 0 {
             return Err(CtlError::failure("cannot drop the database before loading").cause(out.stderr.trim()));
         }
-        let file = tokio::fs::File::open(b.path.join(DUMP_FILE))
-            .await
-            .map_err(|e| CtlError::failure("cannot open the dump").cause(e))?;
-        let decoder = async_compression::tokio::bufread::ZstdDecoder::new(
-            tokio::io::BufReader::with_capacity(1 << 20, file),
-        );
+        let decoder = backups::dump_reader(b).await?;
         let script = "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" exec mysql -uroot -h127.0.0.1";
         let mut started = |exec: &str| loader.set(exec);
         let (code, _, stderr) = engine

@@ -4,7 +4,7 @@
 //! routines and events cannot move between schemas and triggers block a move, so the
 //! backup's are created again in the live schema during the swap, and the replaced data's go.
 
-use super::backups::{DUMP_FILE, OnDisk};
+use super::backups::OnDisk;
 use crate::engine::Engine;
 use crate::error::{CtlError, Result};
 use std::time::Duration;
@@ -99,13 +99,7 @@ pub async fn load(
 ) -> Result<()> {
     let prepare = format!("{END_SESSIONS}{DROP_LEFTOVERS}");
     run(engine, mysql, &prepare, "cannot prepare the shadow schema").await?;
-    let file = tokio::fs::File::open(b.path.join(DUMP_FILE))
-        .await
-        .map_err(|e| CtlError::failure("cannot open the dump").cause(e))?;
-    let decoder = async_compression::tokio::bufread::ZstdDecoder::new(tokio::io::BufReader::with_capacity(
-        1 << 20,
-        file,
-    ));
+    let decoder = super::backups::dump_reader(b).await?;
     let script = format!("{PRELUDE}{LOAD}");
     let (code, _, stderr) = engine
         .exec_with_input_as(mysql, &["sh", "-c", &script], decoder, |_| {}, started)

@@ -361,6 +361,17 @@ impl TestProject {
         names
     }
 
+    /// A redis-cli command in the Redis container; the password stays inside it.
+    pub fn redis(&self, cmd: &str) -> String {
+        let container = format!("{}-pricescan-redis-1", self.name);
+        let script = format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --raw {cmd}");
+        let out = Command::new("docker")
+            .args(["exec", &container, "sh", "-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     /// The version the API answers with through Nginx's 127.0.0.1 listener.
     pub fn serving_version(&self) -> String {
         let out = Command::new("curl")
