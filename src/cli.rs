@@ -171,6 +171,9 @@ pub struct SetupArgs {
     /// Do not check or pull images
     #[arg(long)]
     pub skip_images: bool,
+    /// Create an age key pair for encrypted off-site backups (kept if it exists)
+    #[arg(long)]
+    pub backup_key: bool,
 }
 
 #[derive(Debug, Args)]
@@ -298,7 +301,11 @@ pub struct BackupArgs {
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// List backups
-    List,
+    List {
+        /// List the off-site backups instead
+        #[arg(long)]
+        remote: bool,
+    },
     /// Check a backup's hashes, stream and footer
     Verify {
         /// Backup id [default: the latest]
@@ -307,8 +314,25 @@ pub enum BackupCommand {
         #[arg(long, conflicts_with = "id")]
         latest: bool,
         /// Also restore into a throwaway container and compare row counts
-        #[arg(long)]
+        #[arg(long, conflicts_with = "remote")]
         deep: bool,
+        /// Check the off-site copy instead: download, decrypt and hash every file
+        #[arg(long)]
+        remote: bool,
+    },
+    /// Copy backups off-site: those missing there, or the ones named
+    Push {
+        /// Backup ids [default: every local backup missing off-site]
+        ids: Vec<String>,
+        #[command(flatten)]
+        lock: WaitArgs,
+    },
+    /// Download an off-site backup into the local store, and verify it
+    Pull {
+        /// Backup id
+        id: String,
+        #[command(flatten)]
+        lock: WaitArgs,
     },
     /// Apply the retention policy
     Prune {

@@ -63,6 +63,14 @@ impl CtlError {
         self.hint = Some(hint.into());
         self
     }
+
+    /// What happened and why, on one line.
+    pub fn summary(&self) -> String {
+        std::iter::once(self.what.as_str())
+            .chain(self.causes.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
 }
 
 impl fmt::Display for CtlError {

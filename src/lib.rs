@@ -9,6 +9,7 @@
 //! - `signals`, `cleanup`: SIGINT/SIGTERM/SIGHUP, and what is undone on the way out.
 //! - `output`: everything shown to the operator: tables, progress, colour, JSON, errors.
 
+pub mod bucket;
 pub mod cleanup;
 pub mod cli;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod fsutil;
 pub mod ops;
 pub mod output;
+pub mod seal;
 pub mod signals;
 pub mod stack;
 pub mod tui;

@@ -6,13 +6,36 @@ use crate::cli::RestoreArgs;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::ops::backups::{self, OnDisk};
 use crate::ops::backups::{DUMP_FILE, Part, RDB_FILE, parts};
+use crate::ops::offsite;
 use crate::ops::restore::Restorer;
 use crate::stack::Project;
 use std::io::{IsTerminal, Write};
 
 pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let b = backups::find(&project, Some(&args.id))?;
+    let engine = ctx.engine().await?;
+    let mut lock = None;
+    let b = match backups::find(&project, Some(&args.id)) {
+        Ok(b) => b,
+        Err(missing) => {
+            // Only off-site: pulled (decrypted and verified as it streams) under the lock.
+            let Some(remote) = offsite::open(&project)? else {
+                return Err(missing);
+            };
+            lock = Some(ctx.lock(&engine, &project, "restore", args.lock.wait).await?);
+            ctx.printer.info(&format!(
+                "{} is not here; pulling it from {}",
+                args.id,
+                remote.location()
+            ));
+            tokio::select! {
+                pulled = remote.pull_verified(&project, &args.id, &ctx.printer) => pulled?,
+                _ = crate::signals::received() => {
+                    return Err(crate::signals::interrupted(format!("while pulling {}; nothing was changed", args.id)));
+                }
+            }
+        }
+    };
     let problems = backups::problems(&b);
     if !problems.is_empty() {
         let mut err = CtlError::failure(format!("backup {} failed its checks; nothing was changed", b.id));
@@ -32,8 +55,10 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         })
         .collect();
     confirm(&project, &b, &wanted, args.yes)?;
-    let engine = ctx.engine().await?;
-    let _lock = ctx.lock(&engine, &project, "restore", args.lock.wait).await?;
+    let _lock = match lock {
+        Some(held) => held,
+        None => ctx.lock(&engine, &project, "restore", args.lock.wait).await?,
+    };
     let restorer = Restorer {
         engine: &engine,
         project: &project,

@@ -73,6 +73,9 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
     if !args.skip_images {
         ensure_images(ctx, &engine, &project, &mut changes).await?;
     }
+    if args.backup_key {
+        backup_key(ctx, &project, &env_path, &mut changes)?;
+    }
     match changes.0.len() {
         0 => ctx
             .printer
@@ -83,6 +86,64 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
         )),
     }
     Ok(ExitStatus::Success)
+}
+
+/// `--backup-key`: an age identity for the off-site copies, and .env.prod pointed at it
+/// where its two variables are empty. An existing identity is kept, never replaced.
+fn backup_key(ctx: &Context, project: &Project, env_path: &Path, changes: &mut Changes) -> Result<()> {
+    let configured = project
+        .env
+        .get("BACKUP_ENCRYPTION_IDENTITY_FILE")
+        .filter(|v| !v.trim().is_empty());
+    let path = resolve_path(
+        &project.dir,
+        Path::new(configured.as_deref().unwrap_or(".pricescan/backup-identity.txt")),
+    );
+    let public = match path.exists() {
+        true => {
+            ctx.printer
+                .info(&format!("kept the backup key {}", path.display()));
+            crate::seal::public_key_of(&path)?
+        }
+        false => {
+            let public = crate::seal::create_identity(&path)?;
+            changes.add(
+                ctx,
+                format!("created the backup key {} (mode 0600)", path.display()),
+            );
+            public
+        }
+    };
+    let text = std::fs::read_to_string(env_path).context(|| format!("cannot read {}", env_path.display()))?;
+    let mut fill: Vec<(&str, String)> = Vec::new();
+    if configured.is_none() {
+        fill.push(("BACKUP_ENCRYPTION_IDENTITY_FILE", path.display().to_string()));
+    }
+    let recipients = project
+        .env
+        .get("BACKUP_ENCRYPTION_RECIPIENTS")
+        .unwrap_or_default();
+    if recipients.trim().is_empty() {
+        fill.push(("BACKUP_ENCRYPTION_RECIPIENTS", public.clone()));
+    } else if !recipients.contains(&public) {
+        ctx.printer.warn(&format!(
+            "BACKUP_ENCRYPTION_RECIPIENTS names other keys; add {public} to it to encrypt to this key too"
+        ));
+    }
+    if !fill.is_empty() {
+        let (new_text, keys) = envfile::set(&text, &fill);
+        fsutil::write_atomic(env_path, new_text.as_bytes(), 0o600)?;
+        changes.add(
+            ctx,
+            format!("set {} in {}", keys.join(" and "), env_path.display()),
+        );
+    }
+    ctx.printer.info(&format!("backup public key: {public}"));
+    ctx.printer.warn(&format!(
+        "keep a copy of {} OFF this server (a password manager, a safe): without it no off-site backup can be restored, and a key that exists only next to the data it protects protects nothing",
+        path.display()
+    ));
+    Ok(())
 }
 
 async fn check_prerequisites(ctx: &Context, engine: &mut Engine, dir: &Path, strict: bool) -> Result<()> {
@@ -259,7 +320,7 @@ async fn regenerate_secrets(
         .entries
         .iter()
         .map(|e| e.key.clone())
-        .filter(|k| secrets::is_secret_key(k))
+        .filter(|k| secrets::is_generated(k))
         .filter(|k| {
             let keep = mysql_initialised && DB_SECRETS.contains(&k.as_str());
             if keep {

@@ -4,8 +4,8 @@
 //! leaves no directory that looks like a backup, and older backups are never touched.
 
 use super::backups::{
-    DUMP_FILE, FOOTER, FileEntry, MYSQL_SERVICE, Manifest, Part, RDB_FILE, REDIS_SERVICE, SUMS, backup_root,
-    write_manifest,
+    DUMP_FILE, FOOTER, FileEntry, MYSQL_SERVICE, Manifest, Part, PartialGuard, RDB_FILE, REDIS_SERVICE, SUMS,
+    backup_root, write_manifest,
 };
 use super::converge::running_container;
 use super::sqlcount::RowCounter;
@@ -18,7 +18,7 @@ use async_compression::tokio::write::ZstdEncoder;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -36,21 +36,6 @@ const DUMP_FLAGS: [&str; 8] = [
     "--set-gtid-purged=OFF",
 ];
 const BGSAVE_DEADLINE: Duration = Duration::from_secs(300);
-
-/// Removes the partial directory unless the backup was committed: on an error, a panic
-/// or an interrupt (the future is dropped), nothing half-written stays behind.
-struct PartialDir {
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Drop for PartialDir {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
 
 /// An AsyncWrite that hashes and counts what goes through it to the file.
 struct Hashing<W> {
@@ -120,13 +105,10 @@ pub async fn take(
             CtlError::failure(format!("backup {id} already exists")).hint("wait a second and try again")
         );
     }
-    let mut partial = PartialDir {
-        path: root.join(format!(".{id}.partial")),
-        committed: false,
-    };
-    std::fs::create_dir(&partial.path)
-        .map_err(io_err(format!("cannot create {}", partial.path.display())))?;
-    fsutil::set_mode(&partial.path, 0o700)?;
+    let partial = PartialGuard::new(root.join(format!(".{id}.partial")));
+    std::fs::create_dir(partial.path())
+        .map_err(io_err(format!("cannot create {}", partial.path().display())))?;
+    fsutil::set_mode(partial.path(), 0o700)?;
     let containers = engine.project_containers(&project.name).await?;
     let mut manifest = Manifest {
         id: id.clone(),
@@ -152,7 +134,7 @@ pub async fn take(
             .env
             .get("BACKUP_DUMP_DEADLINE")
             .and_then(|v| humantime::parse_duration(&v).ok());
-        dump_mysql(engine, c, &partial.path, &mut manifest, printer, fixed).await?;
+        dump_mysql(engine, c, partial.path(), &mut manifest, printer, fixed).await?;
         manifest.images.insert(
             MYSQL_SERVICE.into(),
             project.service(MYSQL_SERVICE).image.clone().unwrap_or_default(),
@@ -160,7 +142,7 @@ pub async fn take(
     }
     if parts.contains(&Part::Redis) {
         let c = running_container(&containers, REDIS_SERVICE)?;
-        save_redis(engine, c, &partial.path, &mut manifest).await?;
+        save_redis(engine, c, partial.path(), &mut manifest).await?;
         manifest.images.insert(
             REDIS_SERVICE.into(),
             project.service(REDIS_SERVICE).image.clone().unwrap_or_default(),
@@ -173,15 +155,9 @@ pub async fn take(
         .iter()
         .map(|f| format!("{}  {}\n", f.sha256, f.name))
         .collect();
-    fsutil::write_atomic(&partial.path.join(SUMS), sums.as_bytes(), 0o600)?;
-    write_manifest(&partial.path, &manifest)?;
-    fsutil::sync_dir(&partial.path)?;
-    std::fs::rename(&partial.path, &final_dir).map_err(io_err(format!(
-        "cannot rename the backup to {}",
-        final_dir.display()
-    )))?;
-    partial.committed = true;
-    fsutil::sync_dir(&root)?;
+    fsutil::write_atomic(&partial.path().join(SUMS), sums.as_bytes(), 0o600)?;
+    write_manifest(partial.path(), &manifest)?;
+    partial.commit(&final_dir)?;
     Ok(manifest)
 }
 

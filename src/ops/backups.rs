@@ -89,6 +89,47 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     fsutil::write_atomic(&dir.join(MANIFEST), &json, 0o600)
 }
 
+/// A backup directory being written as `.<ID>.partial/`. Removed unless committed: on an
+/// error, a panic or an interrupt (the future is dropped), nothing half-written stays behind.
+pub struct PartialGuard {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl PartialGuard {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            committed: false,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the directory and renames it to `final_dir`, its name as a backup.
+    pub fn commit(mut self, final_dir: &Path) -> Result<()> {
+        fsutil::sync_dir(&self.path)?;
+        std::fs::rename(&self.path, final_dir).map_err(|e| {
+            CtlError::failure(format!("cannot rename the backup to {}", final_dir.display())).cause(e)
+        })?;
+        self.committed = true;
+        if let Some(root) = final_dir.parent() {
+            fsutil::sync_dir(root)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OnDisk {
     pub id: String,

@@ -13,6 +13,7 @@ pub mod lock;
 pub mod loglines;
 pub mod monitor;
 pub mod nginx;
+pub mod offsite;
 pub mod release;
 pub mod resources;
 pub mod restore;

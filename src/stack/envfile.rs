@@ -56,7 +56,7 @@ fn rewrite(text: &str, mut pick: impl FnMut(&Entry) -> Option<String>) -> (Strin
 
 /// The example with every secret variable set to a fresh value. Returns the keys filled.
 pub fn from_example(example: &str, generate: &mut dyn FnMut() -> String) -> (String, Vec<String>) {
-    rewrite(example, |e| secrets::is_secret_key(&e.key).then(&mut *generate))
+    rewrite(example, |e| secrets::is_generated(&e.key).then(&mut *generate))
 }
 
 /// New values for the secret keys in `keys`.
@@ -68,6 +68,13 @@ pub fn regenerate(
     rewrite(current, |e| keys.contains(&e.key).then(&mut *generate))
 }
 
+/// `current` with these variables set to these values (where they are assigned).
+pub fn set(current: &str, values: &[(&str, String)]) -> (String, Vec<String>) {
+    rewrite(current, |e| {
+        values.iter().find(|(k, _)| *k == e.key).map(|(_, v)| v.clone())
+    })
+}
+
 /// Variables of the example that `current` lacks, secrets freshly generated.
 pub fn missing(example: &str, current: &str, generate: &mut dyn FnMut() -> String) -> Vec<(String, String)> {
     let have: Vec<String> = entries(current).into_iter().map(|e| e.key).collect();
@@ -75,7 +82,7 @@ pub fn missing(example: &str, current: &str, generate: &mut dyn FnMut() -> Strin
         .into_iter()
         .filter(|e| !have.contains(&e.key))
         .map(|e| {
-            let value = if secrets::is_secret_key(&e.key) {
+            let value = if secrets::is_generated(&e.key) {
                 generate()
             } else {
                 e.value

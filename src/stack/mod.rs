@@ -10,6 +10,7 @@ pub mod environment;
 pub mod graph;
 pub mod interpolate;
 pub mod names;
+pub mod offsite;
 pub mod project;
 pub mod retention;
 pub mod secrets;

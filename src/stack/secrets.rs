@@ -16,6 +16,18 @@ pub fn is_secret_key(key: &str) -> bool {
     .any(|marker| k.contains(marker))
 }
 
+/// Secrets that an outside service issues (storage credentials, channel tokens): empty means
+/// the feature is off, and `setup` never invents one.
+pub fn is_issued_elsewhere(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    is_secret_key(&k) && (k.starts_with("BACKUP_REMOTE_") || k.starts_with("NOTIFY_"))
+}
+
+/// Secrets that `setup` generates: every secret but those issued elsewhere.
+pub fn is_generated(key: &str) -> bool {
+    is_secret_key(key) && !is_issued_elsewhere(key)
+}
+
 /// A value that was never filled in: the old guide's `VOTRE_...`, `changeme` and friends.
 pub fn is_placeholder(value: &str) -> bool {
     let v = value.trim().to_ascii_lowercase();
@@ -35,7 +47,7 @@ pub fn secret_problem(key: &str, value: &str) -> Option<&'static str> {
         return is_placeholder(value).then_some("is still a placeholder");
     }
     if value.is_empty() {
-        Some("is an empty secret")
+        (!is_issued_elsewhere(key)).then_some("is an empty secret")
     } else if is_placeholder(value) {
         Some("is still a placeholder")
     } else {
@@ -92,6 +104,12 @@ mod tests {
         }
         assert_eq!(secret_problem("DB_PASSWORD", ""), Some("is an empty secret"));
         assert_eq!(secret_problem("DB_HOST", ""), None);
+        assert_eq!(secret_problem("BACKUP_REMOTE_SECRET_ACCESS_KEY", ""), None);
+        assert_eq!(
+            secret_problem("BACKUP_REMOTE_SECRET_ACCESS_KEY", "changeme"),
+            Some("is still a placeholder")
+        );
+        assert!(!is_generated("BACKUP_REMOTE_SECRET_ACCESS_KEY") && is_generated("DB_PASSWORD"));
         assert_eq!(
             secret_problem("DB_HOST", "VOTRE_HOTE"),
             Some("is still a placeholder")

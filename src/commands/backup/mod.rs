@@ -10,16 +10,40 @@ use crate::ops::backups::{parts, reason_word};
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 
+mod offsite;
+
 pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
     match args.command {
         None => take(ctx, args.only, args.reason, args.lock.wait).await,
-        Some(BackupCommand::List) => list(ctx),
-        Some(BackupCommand::Verify { id, latest: _, deep }) => verify(ctx, id, deep).await,
+        Some(BackupCommand::List { remote: false }) => list(ctx),
+        Some(BackupCommand::List { remote: true }) => {
+            let project = ctx.project()?;
+            offsite::list(ctx, &project).await
+        }
+        Some(BackupCommand::Verify { id, remote: true, .. }) => {
+            let project = ctx.project()?;
+            offsite::verify(ctx, &project, id).await
+        }
+        Some(BackupCommand::Verify { id, deep, .. }) => verify(ctx, id, deep).await,
+        Some(BackupCommand::Push { ids, lock }) => {
+            let project = ctx.project()?;
+            let engine = ctx.engine().await?;
+            let _lock = ctx.lock(&engine, &project, "backup push", lock.wait).await?;
+            offsite::push(ctx, &project, ids).await
+        }
+        Some(BackupCommand::Pull { id, lock }) => {
+            let project = ctx.project()?;
+            let engine = ctx.engine().await?;
+            let _lock = ctx.lock(&engine, &project, "backup pull", lock.wait).await?;
+            offsite::pull(ctx, &project, &id).await
+        }
         Some(BackupCommand::Prune { dry_run, lock }) => {
             let project = ctx.project()?;
             let engine = ctx.engine().await?;
             let _lock = ctx.lock(&engine, &project, "backup prune", lock.wait).await?;
-            prune(ctx, &project, dry_run)
+            prune(ctx, &project, dry_run)?;
+            offsite::prune(ctx, &project, dry_run).await?;
+            Ok(ExitStatus::Success)
         }
     }
 }
@@ -51,52 +75,54 @@ async fn take(
             manifest.row_counts.len()
         ));
     }
-    // Retention only after a successful backup.
+    offsite::copy_after_backup(ctx, &project, &manifest).await?;
+    // Retention only after a successful backup and its off-site copy.
     prune(ctx, &project, false)?;
+    offsite::prune(ctx, &project, false).await?;
     Ok(ExitStatus::Success)
 }
 
-/// Prometheus textfile metrics, written atomically, when METRICS_TEXTFILE_DIR is set.
+/// Prometheus textfile metrics of the local backup.
 fn write_metrics(
     project: &Project,
     attempt: chrono::DateTime<chrono::Utc>,
     done: Option<&backups::Manifest>,
 ) {
+    let mut set = vec![(
+        "pricescan_backup_last_attempt_timestamp_seconds",
+        attempt.timestamp().to_string(),
+    )];
+    if let Some(m) = done {
+        set.push((
+            "pricescan_backup_last_success_timestamp_seconds",
+            chrono::Utc::now().timestamp().to_string(),
+        ));
+        set.push(("pricescan_backup_last_duration_seconds", m.duration_s.to_string()));
+        let size: u64 = m.files.iter().map(|f| f.size).sum();
+        set.push(("pricescan_backup_last_size_bytes", size.to_string()));
+    }
+    update_metrics(project, &set);
+}
+
+/// Sets these metrics in the textfile (atomically, when METRICS_TEXTFILE_DIR is set),
+/// keeping every other line: a failure leaves the last success's figures in place.
+fn update_metrics(project: &Project, set: &[(&str, String)]) {
     let Some(dir) = project.env.get("METRICS_TEXTFILE_DIR").filter(|d| !d.is_empty()) else {
         return;
     };
     let path =
         crate::stack::resolve_path(&project.dir, std::path::Path::new(&dir)).join("pricescan_backup.prom");
     let previous = std::fs::read_to_string(&path).unwrap_or_default();
-    let keep = |name: &str| previous.lines().find(|l| l.starts_with(name)).map(str::to_string);
-    let mut lines = vec![format!(
-        "pricescan_backup_last_attempt_timestamp_seconds {}",
-        attempt.timestamp()
-    )];
-    match done {
-        Some(m) => {
-            lines.push(format!(
-                "pricescan_backup_last_success_timestamp_seconds {}",
-                chrono::Utc::now().timestamp()
-            ));
-            lines.push(format!("pricescan_backup_last_duration_seconds {}", m.duration_s));
-            lines.push(format!(
-                "pricescan_backup_last_size_bytes {}",
-                m.files.iter().map(|f| f.size).sum::<u64>()
-            ));
-        }
-        None => {
-            lines.extend(
-                [
-                    "pricescan_backup_last_success_timestamp_seconds",
-                    "pricescan_backup_last_duration_seconds",
-                    "pricescan_backup_last_size_bytes",
-                ]
-                .into_iter()
-                .filter_map(keep),
-            );
-        }
-    }
+    let mut lines: Vec<String> = previous
+        .lines()
+        .filter(|l| {
+            !set.iter()
+                .any(|(name, _)| l.split_whitespace().next() == Some(name))
+        })
+        .map(str::to_string)
+        .collect();
+    lines.extend(set.iter().map(|(name, value)| format!("{name} {value}")));
+    lines.sort();
     let text = lines.join("\n") + "\n";
     let _ = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644);
 }

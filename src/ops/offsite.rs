@@ -1,0 +1,436 @@
+//! Off-site copies of backups (DESIGN §9): pushing a local backup to the bucket, pulling one
+//! back, verifying the remote copy, listing and pruning. Each backup lands at
+//! `PREFIX/<ID>/` with the same files as locally, sealed with age when recipients are set,
+//! and `manifest.json` written last, so a backup is listed only once it is whole. A push
+//! that fails removes what it had uploaded of that backup.
+
+use super::backups::{self, MANIFEST, Manifest, OnDisk, SUMS};
+use crate::bucket::{Bucket, Object};
+use crate::error::{CtlError, Result};
+use crate::output::Printer;
+use crate::seal::{self, Recipients};
+use crate::stack::Project;
+use crate::stack::offsite::Offsite;
+use crate::stack::retention::{Candidate, Policy};
+use futures_util::AsyncReadExt;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt};
+
+/// Written after a successful `verify --remote`; its time is the verification's.
+const VERIFIED: &str = "verified";
+const CHUNK: usize = 1 << 20;
+
+/// A backup as the bucket holds it.
+#[derive(Debug, Clone)]
+pub struct RemoteBackup {
+    pub id: String,
+    /// False while `manifest.json` is missing: an upload cut short, never a backup.
+    pub complete: bool,
+    pub size: u64,
+    pub files: Vec<String>,
+    pub verified_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Clone)]
+pub struct Remote {
+    bucket: Bucket,
+    recipients: Recipients,
+    identity: Option<PathBuf>,
+}
+
+/// The off-site store, or None when BACKUP_REMOTE_URL is empty.
+pub fn open(project: &Project) -> Result<Option<Remote>> {
+    let Some(cfg) = Offsite::from_env(&project.env, &project.dir)? else {
+        return Ok(None);
+    };
+    let journal = project.dir.join(".pricescan").join("offsite-uploads.jsonl");
+    Ok(Some(Remote {
+        recipients: Recipients::parse(&cfg.recipients)?,
+        identity: cfg.identity_file.clone(),
+        bucket: Bucket::open(&cfg, journal)?,
+    }))
+}
+
+/// Like `open`, for commands that make no sense without an off-site store: exit 2.
+pub fn require(project: &Project) -> Result<Remote> {
+    open(project)?.ok_or_else(|| {
+        CtlError::usage("off-site backups are not configured: BACKUP_REMOTE_URL is empty")
+            .hint("set BACKUP_REMOTE_URL and its credentials in .env.prod (README: Off-site backups)")
+    })
+}
+
+/// The remote policy: BACKUP_REMOTE_KEEP_*, each falling back to its local count.
+pub fn policy(project: &Project) -> Policy {
+    let local = backups::policy(&project.env);
+    let n = |key: &str, default: usize| {
+        project
+            .env
+            .get(key)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    Policy {
+        last: n("BACKUP_REMOTE_KEEP_LAST", local.last),
+        daily: n("BACKUP_REMOTE_KEEP_DAILY", local.daily),
+        weekly: n("BACKUP_REMOTE_KEEP_WEEKLY", local.weekly),
+        monthly: n("BACKUP_REMOTE_KEEP_MONTHLY", local.monthly),
+        pre_deploy: n("BACKUP_REMOTE_KEEP_PRE_DEPLOY", local.pre_deploy),
+    }
+}
+
+impl Remote {
+    pub fn location(&self) -> String {
+        self.bucket.settings().location()
+    }
+
+    pub fn encrypted(&self) -> bool {
+        !self.recipients.is_empty()
+    }
+
+    /// Aborts uploads an earlier, killed or cut-off command left in flight.
+    pub async fn clean_leftovers(&self, printer: &Printer) -> Result<()> {
+        let n = self.bucket.abort_leftovers().await?;
+        if n > 0 {
+            printer.warn(&format!(
+                "aborted {n} unfinished off-site upload(s) an earlier command left"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every backup under the prefix, oldest first, incomplete ones included.
+    pub async fn backups(&self) -> Result<Vec<RemoteBackup>> {
+        Ok(group(self.bucket.list().await?))
+    }
+
+    /// Uploads a local backup: its files, SHA256SUMS, and the manifest last. Returns the
+    /// bytes sent. On failure, nothing of it stays listed.
+    pub async fn push(&self, b: &OnDisk, printer: &Printer) -> Result<u64> {
+        let manifest = b
+            .manifest
+            .as_ref()
+            .ok_or_else(|| CtlError::failure(format!("backup {} has no valid manifest", b.id)))?;
+        self.clean_leftovers(printer).await?;
+        // Interrupted or failed, what was uploaded of this backup goes.
+        let (me, id) = (self.clone(), b.id.clone());
+        let undo = crate::cleanup::on_exit(
+            format!("remove the unfinished off-site copy of {id}"),
+            move |_| Box::pin(async move { me.remove(&id).await }),
+        );
+        let result = self.push_files(b, manifest, printer).await;
+        match &result {
+            Ok(_) => undo.disarm(),
+            Err(_) => {
+                let _ = undo.run_now(printer).await;
+            }
+        }
+        result
+    }
+
+    async fn push_files(&self, b: &OnDisk, manifest: &Manifest, printer: &Printer) -> Result<u64> {
+        let mut sent = 0;
+        for f in &manifest.files {
+            let bar = printer.progress(f.size, &format!("off-site {}", f.name));
+            let (size, hash) = self
+                .upload_file(&b.id, &b.path.join(&f.name), &f.name, &bar)
+                .await?;
+            bar.finish_and_clear();
+            if size != f.size || hash != f.sha256 {
+                return Err(CtlError::failure(format!(
+                    "backup {}: {} changed on disk since it was taken; not copied off-site",
+                    b.id, f.name
+                ))
+                .hint(format!("run `pricescan-ctl backup verify {}`", b.id)));
+            }
+            sent += size;
+        }
+        for name in [SUMS, MANIFEST] {
+            let bar = printer.progress(0, &format!("off-site {name}"));
+            sent += self.upload_file(&b.id, &b.path.join(name), name, &bar).await?.0;
+            bar.finish_and_clear();
+        }
+        Ok(sent)
+    }
+
+    /// Streams one local file up, sealed; returns its plaintext size and SHA-256.
+    async fn upload_file(
+        &self,
+        id: &str,
+        path: &Path,
+        name: &str,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(u64, String)> {
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| CtlError::failure(format!("cannot open {}", path.display())).cause(e))?;
+        let mut sealing = self.recipients.seal()?;
+        let mut upload = self.bucket.upload(&format!("{id}/{name}"));
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        let streamed = async {
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| CtlError::failure(format!("cannot read {}", path.display())).cause(e))?;
+                if n == 0 {
+                    break;
+                }
+                hash.update(&buf[..n]);
+                size += n as u64;
+                bar.set_position(size);
+                upload.write(&sealing.push(&buf[..n])?).await?;
+            }
+            upload.write(&sealing.finish()?).await
+        }
+        .await;
+        match streamed {
+            Ok(()) => upload.finish().await?,
+            Err(e) => {
+                upload.abort().await;
+                return Err(e);
+            }
+        };
+        Ok((size, hex::encode(hash.finalize())))
+    }
+
+    /// Removes every object of backup `id`, the manifest first so that it stops being listed.
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        let mut names: Vec<String> = self
+            .bucket
+            .list()
+            .await?
+            .into_iter()
+            .filter(|o| o.name.split_once('/').is_some_and(|(i, _)| i == id))
+            .map(|o| o.name)
+            .collect();
+        names.sort_by_key(|n| !n.ends_with(&format!("/{MANIFEST}")));
+        for name in names {
+            self.bucket.delete(&name).await?;
+        }
+        Ok(())
+    }
+
+    /// The remote manifest, decrypted.
+    pub async fn manifest(&self, id: &str) -> Result<Manifest> {
+        let mut reader = self.open_file(id, MANIFEST).await?;
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| CtlError::failure(format!("cannot read the off-site manifest of {id}")).cause(e))?;
+        let m: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| CtlError::failure(format!("the off-site manifest of {id} is damaged")).cause(e))?;
+        if m.id != id || m.status != "complete" {
+            return Err(CtlError::failure(format!(
+                "the off-site manifest of {id} names another backup"
+            )));
+        }
+        Ok(m)
+    }
+
+    async fn open_file(&self, id: &str, name: &str) -> Result<seal::Reader> {
+        let stream = self.bucket.get(&format!("{id}/{name}")).await?;
+        seal::open(stream, self.identity.as_deref(), &format!("{id}/{name}")).await
+    }
+
+    /// Streams `id/name`, decrypted, into `out` (if any); returns its size and SHA-256.
+    async fn stream_file(
+        &self,
+        id: &str,
+        name: &str,
+        mut out: Option<&mut tokio::fs::File>,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(u64, String)> {
+        let mut reader = self.open_file(id, name).await?;
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        let damaged = |e: std::io::Error| {
+            CtlError::failure(format!(
+                "the off-site copy of {id}/{name} is damaged or truncated"
+            ))
+            .cause(e)
+        };
+        loop {
+            let n = reader.read(&mut buf).await.map_err(damaged)?;
+            if n == 0 {
+                return Ok((size, hex::encode(hash.finalize())));
+            }
+            hash.update(&buf[..n]);
+            size += n as u64;
+            bar.set_position(size);
+            if let Some(file) = out.as_deref_mut() {
+                file.write_all(&buf[..n])
+                    .await
+                    .map_err(|e| CtlError::failure(format!("cannot write {name}")).cause(e))?;
+            }
+        }
+    }
+
+    /// Everything wrong with the remote copy of `id`: every file streamed, decrypted and
+    /// hashed against the manifest. Marks it verified when sound.
+    pub async fn verify(&self, id: &str, printer: &Printer) -> Result<Vec<String>> {
+        let m = self.manifest(id).await?;
+        let mut found = Vec::new();
+        for f in &m.files {
+            let bar = printer.progress(f.size, &format!("verify {}", f.name));
+            match self.stream_file(id, &f.name, None, &bar).await {
+                Ok((size, hash)) if size == f.size && hash == f.sha256 => {}
+                Ok((size, _)) if size != f.size => {
+                    found.push(format!("{}: {size} bytes, the manifest says {}", f.name, f.size))
+                }
+                Ok(_) => found.push(format!("{}: SHA-256 does not match the manifest", f.name)),
+                Err(e) => found.push(format!("{}: {}", f.name, e.summary())),
+            }
+            bar.finish_and_clear();
+        }
+        if found.is_empty() {
+            let now = chrono::Utc::now().to_rfc3339();
+            self.bucket.put(&format!("{id}/{VERIFIED}"), now.into()).await?;
+        }
+        Ok(found)
+    }
+
+    /// Pulls `id` and checks it as `backup verify` would; a backup that fails is not kept.
+    pub async fn pull_verified(&self, project: &Project, id: &str, printer: &Printer) -> Result<OnDisk> {
+        let listed = self.backups().await?;
+        if !listed.iter().any(|b| b.complete && b.id == id) {
+            return Err(CtlError::usage(format!("no backup {id}, locally or off-site"))
+                .hint("`pricescan-ctl backup list --remote` shows the off-site backups"));
+        }
+        let b = self.pull(project, id, printer).await?;
+        let problems = backups::problems(&b);
+        if problems.is_empty() {
+            backups::mark_verified(&b)?;
+            return backups::find(project, Some(id));
+        }
+        let _ = std::fs::remove_dir_all(&b.path);
+        let mut err = CtlError::failure(format!(
+            "the off-site copy of {id} failed its checks; it was not kept"
+        ));
+        for p in problems {
+            err = err.cause(p);
+        }
+        Err(err)
+    }
+
+    /// Downloads backup `id` into the local store, verifies it, and returns it. Written in
+    /// `.<ID>.partial/` and renamed last, like a backup being taken.
+    async fn pull(&self, project: &Project, id: &str, printer: &Printer) -> Result<OnDisk> {
+        let root = backups::backup_root(project);
+        let m = self.manifest(id).await?;
+        let partial = root.join(format!(".{id}.partial"));
+        std::fs::create_dir_all(&partial)
+            .map_err(|e| CtlError::failure(format!("cannot create {}", partial.display())).cause(e))?;
+        let guard = super::backups::PartialGuard::new(partial.clone());
+        crate::fsutil::set_mode(&partial, 0o700)?;
+        for f in &m.files {
+            let path = partial.join(&f.name);
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|e| CtlError::failure(format!("cannot create {}", path.display())).cause(e))?;
+            let bar = printer.progress(f.size, &format!("pull {}", f.name));
+            let (size, hash) = self.stream_file(id, &f.name, Some(&mut file), &bar).await?;
+            bar.finish_and_clear();
+            file.sync_all()
+                .await
+                .map_err(|e| CtlError::failure(format!("cannot sync {}", path.display())).cause(e))?;
+            if size != f.size || hash != f.sha256 {
+                return Err(CtlError::failure(format!(
+                    "the off-site copy of {id}/{} does not match its manifest; nothing was kept",
+                    f.name
+                )));
+            }
+        }
+        let sums: String = m
+            .files
+            .iter()
+            .map(|f| format!("{}  {}\n", f.sha256, f.name))
+            .collect();
+        crate::fsutil::write_atomic(&partial.join(SUMS), sums.as_bytes(), 0o600)?;
+        backups::write_manifest(&partial, &m)?;
+        guard.commit(&root.join(id))?;
+        backups::find(project, Some(id))
+    }
+}
+
+/// Objects grouped by backup id, oldest first.
+fn group(objects: Vec<Object>) -> Vec<RemoteBackup> {
+    let mut by_id: BTreeMap<String, RemoteBackup> = BTreeMap::new();
+    for o in objects {
+        let Some((id, file)) = o.name.split_once('/') else {
+            continue;
+        };
+        let b = by_id.entry(id.to_string()).or_insert_with(|| RemoteBackup {
+            id: id.to_string(),
+            complete: false,
+            size: 0,
+            files: Vec::new(),
+            verified_at: None,
+        });
+        match file {
+            MANIFEST => b.complete = true,
+            VERIFIED => b.verified_at = Some(o.modified),
+            _ => {}
+        }
+        b.size += o.size;
+        b.files.push(file.to_string());
+    }
+    by_id.into_values().collect()
+}
+
+/// What retention needs of complete remote backups: the time and the reason are in the
+/// id, so nothing has to be downloaded or decrypted.
+pub fn candidates(remote: &[RemoteBackup]) -> Vec<Candidate> {
+    remote
+        .iter()
+        .filter(|b| b.complete)
+        .filter_map(|b| {
+            let time = chrono::NaiveDateTime::parse_from_str(b.id.get(..16)?, "%Y%m%dT%H%M%SZ").ok()?;
+            Some(Candidate {
+                id: b.id.clone(),
+                time: time.and_utc(),
+                pre_deploy: b.id.ends_with("-pre-deploy"),
+                verified: b.verified_at.is_some(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(name: &str, size: u64) -> Object {
+        Object {
+            name: name.into(),
+            size,
+            modified: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn grouping_and_candidates() {
+        let remote = group(vec![
+            obj("20261101T021500Z-nightly/mysql.sql.zst", 100),
+            obj("20261101T021500Z-nightly/manifest.json", 10),
+            obj("20261101T021500Z-nightly/verified", 1),
+            obj("20261102T021500Z-pre-deploy/mysql.sql.zst", 50),
+            obj("20261102T021500Z-pre-deploy/manifest.json", 10),
+            obj("20261103T021500Z-nightly/mysql.sql.zst", 70),
+            obj("stray", 1),
+        ]);
+        assert_eq!(remote.len(), 3);
+        assert!(remote[0].complete && remote[0].verified_at.is_some() && remote[0].size == 111);
+        assert!(!remote[2].complete, "no manifest: an upload cut short");
+        let c = candidates(&remote);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].verified && !c[0].pre_deploy);
+        assert!(c[1].pre_deploy && !c[1].verified);
+        assert_eq!(c[1].time.to_rfc3339(), "2026-11-02T02:15:00+00:00");
+    }
+}
