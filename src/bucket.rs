@@ -196,10 +196,22 @@ impl Bucket {
     }
 
     fn error(&self, what: &str, e: object_store::Error) -> CtlError {
-        let text = scrub(&e.to_string(), &self.cfg);
+        let text = answer(&scrub(&e.to_string(), &self.cfg));
         let err = CtlError::failure(format!("{what} ({})", self.cfg.location()));
+        let refused = [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            "AccessDenied",
+            "403 Forbidden",
+        ]
+        .iter()
+        .any(|code| text.contains(code));
         match e {
             object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => err
+                .cause("the storage server refused the credentials")
+                .cause(text)
+                .hint("check BACKUP_REMOTE_ACCESS_KEY_ID and BACKUP_REMOTE_SECRET_ACCESS_KEY, and the key's rights on the bucket"),
+            _ if refused => err
                 .cause("the storage server refused the credentials")
                 .cause(text)
                 .hint("check BACKUP_REMOTE_ACCESS_KEY_ID and BACKUP_REMOTE_SECRET_ACCESS_KEY, and the key's rights on the bucket"),
@@ -220,8 +232,29 @@ impl Bucket {
     }
 }
 
+/// The server's S3 error as one line: its `<Code>` and `<Message>` instead of the XML.
+fn answer(text: &str) -> String {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    match (tag("Code"), text.find("<?xml")) {
+        (Some(code), Some(at)) => {
+            let head = text[..at].trim_end().trim_end_matches(':');
+            match tag("Message") {
+                Some(message) => format!("{head}: {code}: {message}"),
+                None => format!("{head}: {code}"),
+            }
+        }
+        _ => text.to_string(),
+    }
+}
+
 /// Errors can quote request URLs; make sure neither secret can ride along.
 fn scrub(text: &str, cfg: &Offsite) -> String {
+    // Signed URLs carry no secret, but a provider could echo one back in its message.
     crate::stack::secrets::mask_text(text, std::slice::from_ref(&cfg.secret_access_key))
 }
 
@@ -427,5 +460,18 @@ mod journal {
         // Best effort: losing a line costs a stray upload that the bucket's lifecycle expires,
         // never a backup.
         let _ = crate::fsutil::write_atomic(path, text.as_bytes(), 0o600);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_errors_read_as_one_line() {
+        let raw = "Error performing GET http://h/b in 2ms - Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The signature does not match.</Message></Error>";
+        assert_eq!(
+            super::answer(raw),
+            "Error performing GET http://h/b in 2ms - Server returned non-2xx status code: 403 Forbidden: SignatureDoesNotMatch: The signature does not match."
+        );
+        assert_eq!(super::answer("connection refused"), "connection refused");
     }
 }

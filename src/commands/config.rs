@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let selected = project.select(&args.select.services)?;
+    crate::stack::offsite::Offsite::from_env(&project.env, &project.dir)?;
     if let Err(problem) = project.env.check_placeholders() {
         ctx.printer.warn(&format!("{problem}; start will refuse it"));
     }

@@ -67,6 +67,7 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
 
     let project = ctx.project()?;
     project.env.check_placeholders()?;
+    crate::stack::offsite::Offsite::from_env(&project.env, &project.dir)?;
     render_config(ctx, &project, &mut changes)?;
     create_directories(ctx, &project, &mut changes)?;
     ensure_networks_and_volumes(ctx, &engine, &project, &mut changes).await?;

@@ -113,6 +113,8 @@ impl Remote {
             .as_ref()
             .ok_or_else(|| CtlError::failure(format!("backup {} has no valid manifest", b.id)))?;
         self.clean_leftovers(printer).await?;
+        // A copy already there (named again to repair it) stops being listed until replaced.
+        self.remove(&b.id).await?;
         // Interrupted or failed, what was uploaded of this backup goes.
         let (me, id) = (self.clone(), b.id.clone());
         let undo = crate::cleanup::on_exit(

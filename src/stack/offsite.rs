@@ -46,8 +46,10 @@ impl Offsite {
     pub fn from_env(env: &Environment, project_dir: &Path) -> Result<Option<Self>, ConfigError> {
         let get = |key: &str| env.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
         let at = |key: &str| match env.line_of(key) {
-            Some(line) => format!("{}:{line}", env.path.display()),
-            None => format!("{key} (environment)"),
+            Some(line) if env.file_value(key).map(str::trim) == env.get(key).as_deref().map(str::trim) => {
+                format!("{}:{line}", env.path.display())
+            }
+            _ => format!("{key} (from the process environment)"),
         };
         let url = get("BACKUP_REMOTE_URL");
         if url.is_empty() {

@@ -3,6 +3,8 @@
 //! created in the engine. Tests run the built binary against the real engine.
 #![allow(dead_code)]
 
+pub mod s3;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;

@@ -68,7 +68,10 @@ impl S3Server {
             .arg("mini")
             .arg(format!("-dir={}", data.display()))
             .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-master.telemetry=false"])
-            .arg(format!("-s3.config={}", self.dir.path().join("identities.json").display()))
+            .arg(format!(
+                "-s3.config={}",
+                self.dir.path().join("identities.json").display()
+            ))
             .arg(format!("-bucket={}", self.bucket))
             .args([
                 port("master.port", b),
@@ -113,9 +116,22 @@ impl S3Server {
 
     /// rclone against this server, configured through its environment only.
     pub fn rclone(&self, args: &[&str]) -> Output {
-        Command::new("rclone")
-            .args(args)
-            .args(["--low-level-retries", "1", "--retries", "1", "--contimeout", "5s", "--timeout", "20s"])
+        let mut cmd = Command::new("rclone");
+        // A CA bundle or profile meant for AWS must not reach this client.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(key);
+        }
+        cmd.args(args)
+            .args([
+                "--low-level-retries",
+                "1",
+                "--retries",
+                "1",
+                "--contimeout",
+                "5s",
+                "--timeout",
+                "20s",
+            ])
             .env("RCLONE_CONFIG", "/dev/null")
             .env("RCLONE_CONFIG_S3_TYPE", "s3")
             .env("RCLONE_CONFIG_S3_PROVIDER", "Other")
@@ -130,9 +146,21 @@ impl S3Server {
 
     /// Every key under `prefix`, recursively, sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        let out = self.rclone(&["lsf", "-R", "--files-only", &format!("s3:{}/{prefix}", self.bucket)]);
-        assert!(out.status.success(), "rclone lsf: {}", String::from_utf8_lossy(&out.stderr));
-        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        let out = self.rclone(&[
+            "lsf",
+            "-R",
+            "--files-only",
+            &format!("s3:{}/{prefix}", self.bucket),
+        ]);
+        assert!(
+            out.status.success(),
+            "rclone lsf: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
         keys.sort();
         keys
     }
@@ -140,7 +168,11 @@ impl S3Server {
     /// An object's bytes, as rclone downloads them.
     pub fn cat(&self, key: &str) -> Vec<u8> {
         let out = self.rclone(&["cat", &format!("s3:{}/{key}", self.bucket)]);
-        assert!(out.status.success(), "rclone cat {key}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "rclone cat {key}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
@@ -148,14 +180,30 @@ impl S3Server {
     pub fn put(&self, key: &str, bytes: &[u8]) {
         let file = self.dir.path().join("upload.tmp");
         std::fs::write(&file, bytes).unwrap();
-        let out = self.rclone(&["copyto", &file.display().to_string(), &format!("s3:{}/{key}", self.bucket)]);
-        assert!(out.status.success(), "rclone copyto: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.rclone(&[
+            "copyto",
+            &file.display().to_string(),
+            &format!("s3:{}/{key}", self.bucket),
+        ]);
+        assert!(
+            out.status.success(),
+            "rclone copyto: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Multipart uploads begun and neither completed nor aborted, as rclone sees them.
     pub fn pending_uploads(&self) -> String {
-        let out = self.rclone(&["backend", "list-multipart-uploads", &format!("s3:{}", self.bucket)]);
-        assert!(out.status.success(), "list-multipart-uploads: {}", String::from_utf8_lossy(&out.stderr));
+        let out = self.rclone(&[
+            "backend",
+            "list-multipart-uploads",
+            &format!("s3:{}", self.bucket),
+        ]);
+        assert!(
+            out.status.success(),
+            "list-multipart-uploads: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -186,7 +234,9 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         if let Some(child) = &self.child {
             // A stopped (SIGSTOP) server must be continued to die cleanly.
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
         }
         self.kill();
     }

@@ -71,7 +71,8 @@ fn offsite_metrics(project: &Project, sent: Option<u64>) {
     update_metrics(project, &set);
 }
 
-/// `backup push [ID]...`: the named backups, or every local one missing off-site.
+/// `backup push [ID]...`: the named backups (replacing their copies), or every local one
+/// missing off-site.
 pub async fn push(ctx: &Context, project: &Project, ids: Vec<String>) -> Result<ExitStatus> {
     let remote = offsite::require(project)?;
     remote.clean_leftovers(&ctx.printer).await?;
@@ -88,18 +89,19 @@ pub async fn push(ctx: &Context, project: &Project, ids: Vec<String>) -> Result<
     };
     let mut pushed = 0;
     for b in wanted {
-        if there.contains(&b.id) {
-            ctx.printer.info(&format!("{}: already off-site", b.id));
-            continue;
-        }
         let bytes = remote
             .push(&b, &ctx.printer)
             .await
             .inspect_err(|_| offsite_metrics(project, None))?;
         offsite_metrics(project, Some(bytes));
         ctx.printer.info(&format!(
-            "{}: copied to {} ({})",
+            "{}: {} {} ({})",
             b.id,
+            if there.contains(&b.id) {
+                "replaced the copy in"
+            } else {
+                "copied to"
+            },
             remote.location(),
             human_bytes(bytes)
         ));
@@ -218,7 +220,9 @@ pub async fn verify(ctx: &Context, project: &Project, id: Option<String>) -> Res
     for p in problems {
         err = err.cause(p);
     }
-    Err(err.hint(format!("push it again from the local copy: `pricescan-ctl backup push {id}` after removing it, or restore from another backup")))
+    Err(err.hint(format!(
+        "replace it from the local copy with `pricescan-ctl backup push {id}`, or `backup pull` another backup"
+    )))
 }
 
 /// Remote retention, after the local one: its own counts, the newest verified kept, and
