@@ -125,7 +125,7 @@ async fn release(
         let all_parts = parts(None);
         // A signal here drops the backup, whose guard removes its partial directory.
         let taken = tokio::select! {
-            r = backup::take(&engine, &project, reason, &all_parts, &ctx.printer) => r,
+            r = backup::take(&engine, &project, reason, &all_parts, &ctx.printer, None) => r,
             _ = crate::signals::received() => {
                 return Err(crate::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
             }

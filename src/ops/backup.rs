@@ -8,6 +8,7 @@ use super::backups::{
     backup_root, write_manifest,
 };
 use super::converge::running_container;
+use super::offsite::{Chunk, Tee};
 use super::sqlcount::RowCounter;
 use crate::engine::{ContainerInfo, Engine};
 use crate::error::{CtlError, Result};
@@ -23,6 +24,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 /// The flags of DESIGN §5; the last is left out where the server's mysqldump lacks it.
 const DUMP_FLAGS: [&str; 8] = [
@@ -77,6 +79,9 @@ async fn sh(engine: &Engine, id: &str, script: &str) -> Result<String> {
     Ok(out.stdout)
 }
 
+/// Starts an off-site upload of the dump as it is written, given the backup's id.
+pub type StreamDump<'a> = &'a mut (dyn FnMut(&str) -> mpsc::Sender<Chunk> + Send);
+
 /// Takes a backup; returns its manifest once the directory has its final name.
 pub async fn take(
     engine: &Engine,
@@ -84,6 +89,7 @@ pub async fn take(
     reason: &str,
     parts: &[Part],
     printer: &Printer,
+    stream_dump: Option<StreamDump<'_>>,
 ) -> Result<Manifest> {
     let needed: Vec<&str> = parts
         .iter()
@@ -134,7 +140,8 @@ pub async fn take(
             .env
             .get("BACKUP_DUMP_DEADLINE")
             .and_then(|v| humantime::parse_duration(&v).ok());
-        dump_mysql(engine, c, partial.path(), &mut manifest, printer, fixed).await?;
+        let tee = stream_dump.map(|start| start(&id));
+        dump_mysql(engine, c, partial.path(), &mut manifest, printer, fixed, tee).await?;
         manifest.images.insert(
             MYSQL_SERVICE.into(),
             project.service(MYSQL_SERVICE).image.clone().unwrap_or_default(),
@@ -190,6 +197,7 @@ async fn dump_mysql(
     manifest: &mut Manifest,
     printer: &Printer,
     fixed_deadline: Option<Duration>,
+    tee: Option<mpsc::Sender<Chunk>>,
 ) -> Result<()> {
     let help = sh(engine, &c.id, "mysqldump --help 2>/dev/null || true").await?;
     let flags: Vec<&str> = DUMP_FLAGS
@@ -218,7 +226,7 @@ async fn dump_mysql(
     let params = [async_compression::zstd::CParameter::checksum_flag(true)];
     let mut out = ZstdEncoder::with_quality_and_params(
         Hashing {
-            inner: file,
+            inner: Tee::new(file, tee),
             hash: Sha256::new(),
             size: 0,
         },
@@ -275,8 +283,10 @@ async fn dump_mysql(
         }
         return Err(err);
     }
-    let hashing = out.into_inner();
+    let mut hashing = out.into_inner();
+    hashing.inner.finish().await;
     hashing
+        .inner
         .inner
         .sync_all()
         .await

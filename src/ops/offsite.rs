@@ -108,20 +108,37 @@ impl Remote {
     /// Uploads a local backup: its files, SHA256SUMS, and the manifest last. Returns the
     /// bytes sent. On failure, nothing of it stays listed.
     pub async fn push(&self, b: &OnDisk, printer: &Printer) -> Result<u64> {
+        self.push_with(b, None, printer).await
+    }
+
+    /// `push`, where one file may already be on its way (`stream`): it is copied from disk
+    /// only if that upload failed or does not match the manifest.
+    pub async fn push_with(
+        &self,
+        b: &OnDisk,
+        streamed: Option<StreamedFile>,
+        printer: &Printer,
+    ) -> Result<u64> {
         let manifest = b
             .manifest
             .as_ref()
             .ok_or_else(|| CtlError::failure(format!("backup {} has no valid manifest", b.id)))?;
-        self.clean_leftovers(printer).await?;
-        // A copy already there (named again to repair it) stops being listed until replaced.
-        self.remove(&b.id).await?;
+        let done = match streamed {
+            Some(s) => self.streamed_ok(s, manifest, printer).await,
+            None => {
+                self.clean_leftovers(printer).await?;
+                // A copy already there (named again to repair it) stops being listed until replaced.
+                self.remove(&b.id).await?;
+                None
+            }
+        };
         // Interrupted or failed, what was uploaded of this backup goes.
         let (me, id) = (self.clone(), b.id.clone());
         let undo = crate::cleanup::on_exit(
             format!("remove the unfinished off-site copy of {id}"),
             move |_| Box::pin(async move { me.remove(&id).await }),
         );
-        let result = self.push_files(b, manifest, printer).await;
+        let result = self.push_files(b, manifest, done.as_ref(), printer).await;
         match &result {
             Ok(_) => undo.disarm(),
             Err(_) => {
@@ -131,9 +148,53 @@ impl Remote {
         result
     }
 
-    async fn push_files(&self, b: &OnDisk, manifest: &Manifest, printer: &Printer) -> Result<u64> {
-        let mut sent = 0;
-        for f in &manifest.files {
+    /// The streamed file's name and size when its upload completed and matches the manifest.
+    async fn streamed_ok(
+        &self,
+        s: StreamedFile,
+        manifest: &Manifest,
+        printer: &Printer,
+    ) -> Option<(String, u64)> {
+        let result = s
+            .task
+            .await
+            .map_err(|e| CtlError::failure("the streamed upload failed").cause(e));
+        // push_with's own undo covers the backup from here.
+        s.undo.disarm();
+        let entry = manifest.files.iter().find(|f| f.name == s.name)?;
+        match result.and_then(|r| r) {
+            Ok((size, hash)) if size == entry.size && hash == entry.sha256 => Some((s.name, size)),
+            Ok(_) => {
+                printer.debug(&format!(
+                    "the streamed {} does not match the manifest; copying it again",
+                    s.name
+                ));
+                None
+            }
+            Err(e) => {
+                printer.debug(&format!(
+                    "streaming {} failed ({}); copying it from disk",
+                    s.name,
+                    e.summary()
+                ));
+                None
+            }
+        }
+    }
+
+    async fn push_files(
+        &self,
+        b: &OnDisk,
+        manifest: &Manifest,
+        done: Option<&(String, u64)>,
+        printer: &Printer,
+    ) -> Result<u64> {
+        let mut sent = done.map_or(0, |(_, size)| *size);
+        for f in manifest
+            .files
+            .iter()
+            .filter(|f| done.is_none_or(|(name, _)| *name != f.name))
+        {
             let bar = printer.progress(f.size, &format!("off-site {}", f.name));
             let (size, hash) = self
                 .upload_file(&b.id, &b.path.join(&f.name), &f.name, &bar)
@@ -357,6 +418,177 @@ impl Remote {
         backups::write_manifest(&partial, &m)?;
         guard.commit(&root.join(id))?;
         backups::find(project, Some(id))
+    }
+}
+
+/// What a backup being taken sends to its off-site upload: bytes as they are written,
+/// then `End` once the file is known good. A channel that closes without `End` aborts.
+pub enum Chunk {
+    Data(bytes::Bytes),
+    End,
+}
+
+/// An upload fed while the file is still being written (the dump, as it streams).
+pub struct StreamedFile {
+    name: String,
+    task: tokio::task::JoinHandle<Result<(u64, String)>>,
+    undo: crate::cleanup::Pending,
+}
+
+impl Remote {
+    /// Starts uploading `id/name` from the chunks sent on the returned channel, so the copy
+    /// leaves while the backup is taken. Bounded: a slow server slows the writer, no more.
+    pub fn stream(&self, id: &str, name: &str) -> (tokio::sync::mpsc::Sender<Chunk>, StreamedFile) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(8);
+        let (me, id_owned) = (self.clone(), id.to_string());
+        let undo = crate::cleanup::on_exit(
+            format!("remove the unfinished off-site copy of {id}"),
+            move |_| Box::pin(async move { me.remove(&id_owned).await }),
+        );
+        let mut upload = self.bucket.upload(&format!("{id}/{name}"));
+        let recipients = self.recipients.clone();
+        let task = tokio::spawn(async move {
+            let mut hash = Sha256::new();
+            let mut size = 0u64;
+            let fed = async {
+                let mut sealing = recipients.seal()?;
+                loop {
+                    match rx.recv().await {
+                        Some(Chunk::Data(bytes)) => {
+                            hash.update(&bytes);
+                            size += bytes.len() as u64;
+                            upload.write(&sealing.push(&bytes)?).await?;
+                        }
+                        Some(Chunk::End) => break,
+                        None => return Err(CtlError::failure("the streamed copy was given up")),
+                    }
+                }
+                upload.write(&sealing.finish()?).await
+            }
+            .await;
+            match fed {
+                Ok(()) => upload
+                    .finish()
+                    .await
+                    .map(|_| (size, hex::encode(hash.finalize()))),
+                Err(e) => {
+                    upload.abort().await;
+                    Err(e)
+                }
+            }
+        });
+        let streamed = StreamedFile {
+            name: name.to_string(),
+            task,
+            undo,
+        };
+        (tx, streamed)
+    }
+}
+
+impl StreamedFile {
+    /// The backup failed: the upload ends (its channel closed without `End`, so it aborts
+    /// itself), and what reached the server is removed.
+    pub async fn abandon(self, printer: &Printer) {
+        let _ = self.task.await;
+        let _ = self.undo.run_now(printer).await;
+    }
+}
+
+/// An AsyncWrite that also hands what it writes to a streamed upload. The upload never
+/// fails the write: a closed channel, or one stalled for STALL, detaches it, and the file
+/// is then copied from disk after the backup.
+pub struct Tee<W> {
+    pub inner: W,
+    sender: Option<(
+        tokio::sync::mpsc::Sender<Chunk>,
+        tokio_util::sync::PollSender<Chunk>,
+    )>,
+    stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+const STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl<W> Tee<W> {
+    pub fn new(inner: W, sender: Option<tokio::sync::mpsc::Sender<Chunk>>) -> Self {
+        let sender = sender.map(|s| (s.clone(), tokio_util::sync::PollSender::new(s)));
+        Self {
+            inner,
+            sender,
+            stall: None,
+        }
+    }
+
+    /// The file is complete and good: the upload may complete too.
+    pub async fn finish(&mut self) {
+        if let Some((sender, poll)) = self.sender.take() {
+            drop(poll);
+            let _ = sender.send(Chunk::End).await;
+        }
+    }
+
+    /// Ready to hand over a chunk, or detached; Pending while the upload catches up.
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::future::Future;
+        use std::task::Poll;
+        let Some((_, poll)) = self.sender.as_mut() else {
+            return Poll::Ready(());
+        };
+        match poll.poll_reserve(cx) {
+            Poll::Ready(Ok(())) => {
+                self.stall = None;
+                Poll::Ready(())
+            }
+            Poll::Ready(Err(_)) => {
+                self.sender = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(STALL)));
+                match stall.as_mut().poll(cx) {
+                    Poll::Ready(()) => {
+                        self.sender = None;
+                        self.stall = None;
+                        Poll::Ready(())
+                    }
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Tee<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::ready!(self.poll_ready(cx));
+        let written = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = written
+            && let Some((_, poll)) = self.sender.as_mut()
+            && poll
+                .send_item(Chunk::Data(bytes::Bytes::copy_from_slice(&buf[..n])))
+                .is_err()
+        {
+            self.sender = None;
+        }
+        written
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -134,7 +134,7 @@ impl Restorer<'_> {
         self.printer
             .info("read-only: writes get 503 until the restore is done");
         let safety = tokio::select! {
-            r = backup::take(self.engine, self.project, "pre-restore", parts, self.printer) => r,
+            r = backup::take(self.engine, self.project, "pre-restore", parts, self.printer, None) => r,
             _ = signals::received() => Err(signals::interrupted("during the pre-restore backup")),
         };
         let safety = match safety {

@@ -6,7 +6,7 @@ use crate::cli::{BackupArgs, BackupCommand, BackupPart, BackupReason};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::ops::backup;
 use crate::ops::backups;
-use crate::ops::backups::{parts, reason_word};
+use crate::ops::backups::{DUMP_FILE, parts, reason_word};
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 
@@ -58,8 +58,48 @@ async fn take(
     let engine = ctx.engine().await?;
     let _lock = ctx.lock(&engine, &project, "backup", wait).await?;
     let attempt = chrono::Utc::now();
-    let result = backup::take(&engine, &project, reason_word(reason), &parts(only), &ctx.printer).await;
+    // The off-site copy of the dump leaves while the dump is written.
+    let remote = crate::ops::offsite::open(&project);
+    let mut streamed = None;
+    let result = match remote.as_ref().ok().and_then(Option::as_ref) {
+        Some(r) => {
+            if let Err(e) = r.clean_leftovers(&ctx.printer).await {
+                ctx.printer
+                    .debug(&format!("off-site clean-up deferred: {}", e.summary()));
+            }
+            let mut start = |id: &str| {
+                let (tx, s) = r.stream(id, DUMP_FILE);
+                streamed = Some(s);
+                tx
+            };
+            backup::take(
+                &engine,
+                &project,
+                reason_word(reason),
+                &parts(only),
+                &ctx.printer,
+                Some(&mut start),
+            )
+            .await
+        }
+        None => {
+            backup::take(
+                &engine,
+                &project,
+                reason_word(reason),
+                &parts(only),
+                &ctx.printer,
+                None,
+            )
+            .await
+        }
+    };
     write_metrics(&project, attempt, result.as_ref().ok());
+    if result.is_err()
+        && let Some(s) = streamed.take()
+    {
+        s.abandon(&ctx.printer).await;
+    }
     let manifest = result?;
     if ctx.printer.is_json() {
         ctx.printer
@@ -75,7 +115,7 @@ async fn take(
             manifest.row_counts.len()
         ));
     }
-    offsite::copy_after_backup(ctx, &project, &manifest).await?;
+    offsite::copy_after_backup(ctx, &project, &manifest, remote, streamed).await?;
     // Retention only after a successful backup and its off-site copy.
     prune(ctx, &project, false)?;
     offsite::prune(ctx, &project, false).await?;

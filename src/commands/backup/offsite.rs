@@ -5,22 +5,28 @@ use super::super::Context;
 use super::update_metrics;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::ops::backups::{self, Manifest};
-use crate::ops::offsite::{self, RemoteBackup};
+use crate::ops::offsite::{self, Remote, RemoteBackup, StreamedFile};
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 use std::time::Instant;
 
 /// After a successful local backup: copies it off-site when configured. A failure keeps
 /// the local backup and fails the command with DESIGN §9's message.
-pub async fn copy_after_backup(ctx: &Context, project: &Project, manifest: &Manifest) -> Result<()> {
-    let remote = match offsite::open(project) {
+pub async fn copy_after_backup(
+    ctx: &Context,
+    project: &Project,
+    manifest: &Manifest,
+    remote: Result<Option<Remote>>,
+    streamed: Option<StreamedFile>,
+) -> Result<()> {
+    let remote = match remote {
         Ok(Some(remote)) => remote,
         Ok(None) => return Ok(()),
         Err(e) => return Err(copy_failed(project, &manifest.id, e)),
     };
     let b = backups::find(project, Some(&manifest.id))?;
     let clock = Instant::now();
-    match remote.push(&b, &ctx.printer).await {
+    match remote.push_with(&b, streamed, &ctx.printer).await {
         Ok(bytes) => {
             offsite_metrics(project, Some(bytes));
             ctx.printer.info(&format!(
