@@ -311,6 +311,47 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
     assert!(metrics(&p).contains("pricescan_backup_offsite_last_success 1"));
     let again = p.ok(&["backup", "push"]);
     assert!(again.stdout.contains("already off-site"), "{}", again.all());
+
+    // SIGTERM while the dump streams off-site: nothing new, locally or off-site.
+    std::thread::sleep(Duration::from_millis(1100)); // a new id needs a new second
+    let child = p
+        .cmd(&["backup"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_new_upload("");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        p.dir_names("backups"),
+        vec![id.clone()],
+        "SIGTERM left a local backup or debris"
+    );
+    assert_eq!(
+        remote_ids(&s3),
+        vec![id.clone()],
+        "SIGTERM left something off-site"
+    );
+    assert!(
+        !s3.pending_uploads().contains("mysql.sql.zst"),
+        "a part stayed: {}",
+        s3.pending_uploads()
+    );
+    assert!(
+        !uploads().contains("upload_id"),
+        "the journal still lists an upload: {}",
+        uploads()
+    );
 }
 
 /// A TCP server that accepts and never answers: a hung endpoint.
