@@ -45,6 +45,12 @@ fn setup_creates_the_project_and_a_second_run_changes_nothing() {
 
     let secrets = p.secrets();
     assert!(secrets.len() >= 6, "{secrets:?}");
+    assert!(
+        p.read(".env.prod")
+            .lines()
+            .any(|l| l == "BACKUP_REMOTE_SECRET_ACCESS_KEY="),
+        "setup must not invent a secret that a storage provider issues"
+    );
     for (key, value) in &secrets {
         assert!(value.len() >= 32, "{key} is too short");
         assert!(
