@@ -10,9 +10,9 @@ bench_project() {
   name=$1
   dir=$(mktemp -d "/tmp/pricescan-bench-$name.XXXXXX")
   export API_IMAGE=pricescan-test/api:v1 MYSQL_IMAGE=pricescan-test/mysql:8.0 REDIS_IMAGE=pricescan-test/redis:7 \
-    NGINX_IMAGE=pricescan-test/nginx:1.25 PROMETHEUS_IMAGE=pricescan-test/prometheus:v2 \
+    NGINX_IMAGE=pricescan-test/nginx:1.25 PROMETHEUS_IMAGE=pricescan-test/prometheus:v2 ALERTMANAGER_IMAGE=pricescan-test/alertmanager:0.25 \
     GRAFANA_IMAGE=pricescan-test/grafana-standin:1 COMPOSE_PROFILES= COMPOSE_PROJECT_NAME=$name
-  export HTTP_PORT=$(free_port) HTTPS_PORT=$(free_port) API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) GRAFANA_PORT=$(free_port)
+  export HTTP_PORT=$(free_port) HTTPS_PORT=$(free_port) API_PORT=$(free_port) PROMETHEUS_PORT=$(free_port) GRAFANA_PORT=$(free_port) ALERTMANAGER_PORT=$(free_port)
   (cd "$dir" && "$bin" -q setup >/dev/null)
   trap 'bench_cleanup' EXIT
 }

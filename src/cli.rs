@@ -131,6 +131,8 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Show or free the operation lock that commands changing the stack hold
     Lock(LockArgs),
+    /// Send notifications: `notify test` checks every configured channel
+    Notify(NotifyArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -414,6 +416,18 @@ pub enum LockCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub command: NotifyCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a test message to every configured channel; exit 1 naming those that failed
+    Test,
 }
 
 #[derive(Debug, Args)]

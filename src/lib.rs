@@ -16,6 +16,7 @@ pub mod commands;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod notify;
 pub mod ops;
 pub mod output;
 pub mod seal;

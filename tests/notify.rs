@@ -195,10 +195,41 @@ fn alertmanager_receives_api_down_from_prometheus() {
     p.set_env("COMPOSE_PROFILES", "monitoring");
     p.set_env("PROMETHEUS_SCRAPE_INTERVAL", "2s");
     p.set_env("ALERT_API_DOWN_FOR", "4s");
+    // Every kind of channel, so that the real Alertmanager must accept the rendered config.
+    p.set_env("NOTIFY_WEBHOOK_URL", &format!("http://127.0.0.1:9{HOOK_PATH}"));
+    p.set_env(
+        "NOTIFY_SLACK_WEBHOOK_URL",
+        &format!("http://127.0.0.1:9{SLACK_PATH}"),
+    );
+    p.set_env("NOTIFY_TELEGRAM_API", "http://127.0.0.1:9");
+    p.set_env("NOTIFY_TELEGRAM_BOT_TOKEN", TOKEN);
+    p.set_env("NOTIFY_TELEGRAM_CHAT_ID", "4242");
+    p.set_env("NOTIFY_SMTP_URL", "smtp://ops:Sm7pPassw0rd@127.0.0.1:9");
+    p.set_env("NOTIFY_EMAIL_FROM", "pricescan@localhost");
+    p.set_env("NOTIFY_EMAIL_TO", "ops@localhost");
     p.ok(&["setup", "--skip-images"]);
     p.ok(&["start"]);
     let status = p.ok(&["status"]);
     assert!(status.stdout.contains("alertmanager"), "{}", status.all());
+    assert!(!status.all().contains("Sm7pPassw0rd"));
+    let base = format!("http://127.0.0.1:{}", p.port("ALERTMANAGER_PORT"));
+    let out = Command::new("curl")
+        .args(["-fsS", &format!("{base}/api/v2/status")])
+        .output()
+        .unwrap();
+    let loaded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let original = loaded["config"]["original"].as_str().unwrap_or_default();
+    for part in [
+        "webhook_configs",
+        "slack_configs",
+        "telegram_configs",
+        "email_configs",
+    ] {
+        assert!(
+            original.contains(part),
+            "Alertmanager did not load {part}:\n{original}"
+        );
+    }
 
     let api = format!("{}-pricescan-api-1", p.name);
     assert!(
@@ -208,7 +239,7 @@ fn alertmanager_receives_api_down_from_prometheus() {
             .unwrap()
             .success()
     );
-    let url = format!("http://127.0.0.1:{}/api/v2/alerts", p.port("ALERTMANAGER_PORT"));
+    let url = format!("{base}/api/v2/alerts");
     let deadline = Instant::now() + Duration::from_secs(150);
     loop {
         let out = Command::new("curl").args(["-fsS", &url]).output().unwrap();

@@ -12,6 +12,7 @@ pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let selected = project.select(&args.select.services)?;
     crate::stack::offsite::Offsite::from_env(&project.env, &project.dir)?;
+    crate::stack::notify::Channels::from_env(&project.env)?;
     if let Err(problem) = project.env.check_placeholders() {
         ctx.printer.warn(&format!("{problem}; start will refuse it"));
     }

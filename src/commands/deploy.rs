@@ -4,9 +4,11 @@
 use super::Context;
 use crate::cli::{BackupReason, DeployArgs, DeployCommand};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
+use crate::notify::Event;
 use crate::ops::backup;
 use crate::ops::backups::{parts, reason_word};
 use crate::ops::deploy::{self, Outcome, Plan};
+use crate::ops::events;
 use crate::ops::release::{self, API_SERVICE, Release};
 use crate::stack::Project;
 
@@ -22,13 +24,54 @@ pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
                 no_backup: true,
                 ..args
             };
-            release(ctx, project, deploy, "rollback").await
+            let result = release(ctx, project.clone(), deploy, "rollback").await;
+            tell(ctx, &project, "rollback", &result).await;
+            result
         }
         None => {
             let project = ctx.project()?;
-            release(ctx, project, args, "deploy").await
+            let result = release(ctx, project.clone(), args, "deploy").await;
+            tell(ctx, &project, "deploy", &result).await;
+            result
         }
     }
+}
+
+/// deploy.succeeded, deploy.rolled_back or deploy.failed, to the notification channels.
+async fn tell(ctx: &Context, project: &Project, kind: &str, result: &Result<ExitStatus>) {
+    if events::by_signal(result) {
+        return;
+    }
+    let event = match result {
+        Ok(_) => {
+            let serving = read_history(ctx, project)
+                .ok()
+                .and_then(|h| h.releases.last().cloned())
+                .map_or("the configured image".into(), |r| {
+                    format!("release {} ({})", r.id, r.image)
+                });
+            Event::new(
+                "deploy.succeeded",
+                &project.name,
+                false,
+                format!("{kind} succeeded: {serving} serves"),
+                vec!["next: nothing; `pricescan-ctl status` shows the stack".into()],
+            )
+        }
+        Err(e) if e.status == ExitStatus::RolledBack => events::failed(
+            "deploy.rolled_back",
+            project,
+            e,
+            "`pricescan-ctl deploy history` and `pricescan-ctl logs -s api --since 30m`; fix the release, then deploy again",
+        ),
+        Err(e) => events::failed(
+            "deploy.failed",
+            project,
+            e,
+            "`pricescan-ctl status` to see what serves, then `pricescan-ctl deploy history`",
+        ),
+    };
+    events::emit(project, &ctx.printer, event).await;
 }
 
 /// The named release, or the one before the current (or, for the first release, the image

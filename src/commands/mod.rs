@@ -8,6 +8,7 @@ mod deploy;
 mod lock;
 mod logs;
 mod monitor;
+mod notify;
 mod restart;
 mod restore;
 mod setup;
@@ -106,5 +107,6 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Restore(args) => restore::run(ctx, args).await,
         Command::Deploy(args) => deploy::run(ctx, args).await,
         Command::Lock(args) => lock::run(ctx, args).await,
+        Command::Notify(args) => notify::run(ctx, args).await,
     }
 }

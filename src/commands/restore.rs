@@ -4,8 +4,10 @@
 use super::Context;
 use crate::cli::RestoreArgs;
 use crate::error::{CtlError, ExitStatus, Result};
+use crate::notify::Event;
 use crate::ops::backups::{self, OnDisk};
 use crate::ops::backups::{DUMP_FILE, Part, RDB_FILE, parts};
+use crate::ops::events;
 use crate::ops::offsite;
 use crate::ops::restore::Restorer;
 use crate::stack::Project;
@@ -47,13 +49,48 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         project: &project,
         printer: &ctx.printer,
     };
-    let safety = restorer.restore(&b, &wanted).await?;
+    let result = restorer.restore(&b, &wanted).await;
+    tell(ctx, &project, &b.id, &result).await;
+    let safety = result?;
     ctx.printer.info(&format!(
         "restored {} ({} table row counts match the manifest); the data from before is in {safety}",
         b.id,
         manifest.row_counts.len()
     ));
     Ok(ExitStatus::Success)
+}
+
+/// restore.succeeded or restore.failed, to the notification channels.
+async fn tell(ctx: &Context, project: &Project, id: &str, result: &Result<String>) {
+    let event = match result {
+        Ok(safety) => Event::new(
+            "restore.succeeded",
+            &project.name,
+            false,
+            format!("backup {id} was restored"),
+            vec![
+                format!("the data from before is in backup {safety}"),
+                "next: check the site".into(),
+            ],
+        ),
+        Err(e)
+            if matches!(
+                e.status,
+                ExitStatus::Interrupted | ExitStatus::Terminated | ExitStatus::HungUp
+            ) =>
+        {
+            return;
+        }
+        Err(e) => events::failed(
+            "restore.failed",
+            project,
+            e,
+            &format!(
+                "`pricescan-ctl status`; the data from before the restore is kept; `pricescan-ctl restore {id}` again once the cause is fixed"
+            ),
+        ),
+    };
+    events::emit(project, &ctx.printer, event).await;
 }
 
 /// A backup that exists only off-site, pulled under the lock: decrypted and checked as it

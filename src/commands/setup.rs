@@ -68,7 +68,9 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     project.env.check_placeholders()?;
     crate::stack::offsite::Offsite::from_env(&project.env, &project.dir)?;
+    let channels = crate::stack::notify::Channels::from_env(&project.env)?;
     render_config(ctx, &project, &mut changes)?;
+    render_alertmanager(ctx, &project, &channels, &mut changes)?;
     create_directories(ctx, &project, &mut changes)?;
     ensure_networks_and_volumes(ctx, &engine, &project, &mut changes).await?;
     if !args.skip_images {
@@ -386,6 +388,35 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
             changes.add(ctx, format!("created {}", shown(&project.dir, &path)));
         }
     }
+    Ok(())
+}
+
+/// config/alertmanager/alertmanager.yml, from the NOTIFY_* channels.
+fn render_alertmanager(
+    ctx: &Context,
+    project: &Project,
+    channels: &crate::stack::notify::Channels,
+    changes: &mut Changes,
+) -> Result<()> {
+    let (content, warnings) = crate::stack::alerting::render(channels);
+    for w in warnings {
+        ctx.printer.warn(&w);
+    }
+    let path = project
+        .dir
+        .join(CONFIG_DIR)
+        .join(crate::stack::alerting::CONFIG_PATH);
+    let current = std::fs::read_to_string(&path).ok();
+    if current.as_deref() == Some(content.as_str()) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).context(|| format!("cannot create {}", dir.display()))?;
+    }
+    // Readable by the container's user, like every rendered file; config/ itself is 0700.
+    fsutil::write_atomic(&path, content.as_bytes(), 0o644)?;
+    let verb = if current.is_some() { "updated" } else { "rendered" };
+    changes.add(ctx, format!("{verb} {}", shown(&project.dir, &path)));
     Ok(())
 }
 

@@ -53,10 +53,10 @@ pub async fn slack(client: &reqwest::Client, url: &Url, event: &Event) -> Result
 }
 
 pub async fn telegram(client: &reqwest::Client, t: &Telegram, event: &Event) -> Result<(), String> {
-    let url = t
-        .api
-        .join(&format!("bot{}/sendMessage", t.token))
-        .map_err(|_| "NOTIFY_TELEGRAM_API cannot be joined with the bot path".to_string())?;
+    // By hand, not Url::join: the token's colon would read as a scheme.
+    let base = t.api.as_str().trim_end_matches('/');
+    let url = Url::parse(&format!("{base}/bot{}/sendMessage", t.token))
+        .map_err(|_| "NOTIFY_TELEGRAM_BOT_TOKEN does not fit in a URL".to_string())?;
     let body =
         serde_json::json!({ "chat_id": t.chat_id, "text": event.text(), "disable_web_page_preview": true });
     let response = post(client, url, body).await?;

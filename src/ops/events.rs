@@ -7,6 +7,7 @@ use crate::notify::{self, Event};
 use crate::output::Printer;
 use crate::stack::Project;
 use crate::stack::notify::{Channels, When};
+use crate::stack::secrets::mask_text;
 
 /// Sends `event` if notifications are on and NOTIFY_ON lets it through.
 pub async fn emit(project: &Project, printer: &Printer, event: Event) {
@@ -20,6 +21,11 @@ pub async fn emit(project: &Project, printer: &Printer, event: Event) {
     if !channels.enabled || (!event.failure && channels.when == When::Failure) {
         return;
     }
+    // An error's causes can quote anything; no secret of .env.prod leaves in a message.
+    let known = project.env.secret_values();
+    let mut event = event;
+    event.summary = mask_text(&event.summary, &known);
+    event.details = mask_text(&event.details, &known);
     for (name, result) in notify::send(&channels, &event).await {
         if let Err(why) = result {
             printer.warn(&format!("could not notify through {name}: {why}"));

@@ -8,6 +8,7 @@ pub mod buildctx;
 pub mod converge;
 pub mod debris;
 pub mod deploy;
+pub mod events;
 pub mod images;
 pub mod lock;
 pub mod loglines;

@@ -230,6 +230,7 @@ fn endpoints(project: &Project) -> Vec<(String, String)> {
         ("api on :8000", url("pricescan-nginx", 8000, "/health")),
         ("prometheus", url("pricescan-prometheus", 9090, "/-/healthy")),
         ("grafana", url("pricescan-grafana", 3000, "/api/health")),
+        ("alertmanager", url("pricescan-alertmanager", 9093, "/-/healthy")),
     ]
     .into_iter()
     .filter_map(|(name, url)| Some((name.to_string(), url?)))

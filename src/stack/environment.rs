@@ -71,6 +71,10 @@ impl Environment {
             .filter(|e| secrets::is_secret_key(&e.key))
             .filter_map(|e| self.get(&e.key))
             .filter(|v| !v.is_empty())
+            .flat_map(|v| {
+                let parts = super::notify::secret_parts(&v);
+                std::iter::once(v).chain(parts)
+            })
             .collect()
     }
 

@@ -1,6 +1,7 @@
 //! The stack model: the compose file, `.env.prod`, interpolation and the dependency graph.
 //! Nothing here talks to Docker; the engine module turns this model into containers.
 
+pub mod alerting;
 pub mod compose;
 pub mod dockerignore;
 pub mod dotenv;
@@ -10,6 +11,7 @@ pub mod environment;
 pub mod graph;
 pub mod interpolate;
 pub mod names;
+pub mod notify;
 pub mod offsite;
 pub mod project;
 pub mod retention;

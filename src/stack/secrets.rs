@@ -4,6 +4,10 @@
 /// Variable names whose values are secrets.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_uppercase();
+    // A channel's URL carries its secret: a webhook's path, SMTP's password.
+    if k.starts_with("NOTIFY_") && k.ends_with("_URL") {
+        return true;
+    }
     [
         "PASSWORD",
         "SECRET",
@@ -83,7 +87,16 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["DB_HOST", "REDIS_PORT", "LOG_LEVEL", "MYSQL_IMAGE", "KEYBOARD"] {
+        assert!(is_secret_key("NOTIFY_SLACK_WEBHOOK_URL") && is_secret_key("NOTIFY_SMTP_URL"));
+        assert!(is_issued_elsewhere("NOTIFY_WEBHOOK_URL"));
+        for k in [
+            "DB_HOST",
+            "REDIS_PORT",
+            "LOG_LEVEL",
+            "MYSQL_IMAGE",
+            "KEYBOARD",
+            "NOTIFY_TELEGRAM_API",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }

@@ -109,7 +109,13 @@ pub fn render(
     templates: &[Template],
     builtins: &BTreeMap<String, String>,
 ) -> Result<(Vec<Rendered>, Vec<String>), ConfigError> {
-    let lookup = |k: &str| project.env.get(k).or_else(|| builtins.get(k).cloned());
+    // The project's name is a fact (`-p` wins over .env.prod, as in Compose), not a default.
+    let lookup = |k: &str| {
+        (k == "COMPOSE_PROJECT_NAME")
+            .then(|| project.name.clone())
+            .or_else(|| project.env.get(k))
+            .or_else(|| builtins.get(k).cloned())
+    };
     let mut warnings = Vec::new();
     let mut out = Vec::with_capacity(templates.len());
     for t in templates {

@@ -3,6 +3,7 @@
 //! created in the engine. Tests run the built binary against the real engine.
 #![allow(dead_code)]
 
+pub mod receivers;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
@@ -10,12 +11,13 @@ use std::process::{Command, Output};
 use std::sync::Once;
 
 /// The images tests/images/build.sh builds, by the variable that selects each.
-pub const TEST_IMAGES: [(&str, &str); 6] = [
+pub const TEST_IMAGES: [(&str, &str); 7] = [
     ("API_IMAGE", "pricescan-test/api:v1"),
     ("MYSQL_IMAGE", "pricescan-test/mysql:8.0"),
     ("REDIS_IMAGE", "pricescan-test/redis:7"),
     ("NGINX_IMAGE", "pricescan-test/nginx:1.25"),
     ("PROMETHEUS_IMAGE", "pricescan-test/prometheus:v2"),
+    ("ALERTMANAGER_IMAGE", "pricescan-test/alertmanager:0.25"),
     ("GRAFANA_IMAGE", "pricescan-test/grafana-standin:1"),
 ];
 
@@ -214,6 +216,7 @@ impl TestProject {
             "API_PORT",
             "PROMETHEUS_PORT",
             "GRAFANA_PORT",
+            "ALERTMANAGER_PORT",
         ] {
             self.env.push((key.to_string(), free_port().to_string()));
         }

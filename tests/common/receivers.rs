@@ -124,7 +124,11 @@ impl SmtpServer {
         let port = super::free_port();
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox", &maildir.path().display().to_string()])
+            .args([
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+                &maildir.path().display().to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -141,7 +145,12 @@ impl SmtpServer {
     pub fn mails(&self) -> Vec<String> {
         ["new", "cur"]
             .iter()
-            .flat_map(|d| std::fs::read_dir(self.maildir.path().join(d)).into_iter().flatten().flatten())
+            .flat_map(|d| {
+                std::fs::read_dir(self.maildir.path().join(d))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+            })
             .filter_map(|e| std::fs::read_to_string(e.path()).ok())
             .collect()
     }
@@ -153,7 +162,11 @@ impl SmtpServer {
             if let Some(m) = self.mails().into_iter().find(|m| m.contains(needle)) {
                 return m;
             }
-            assert!(Instant::now() < deadline, "no mail with {needle:?}; got {:#?}", self.mails());
+            assert!(
+                Instant::now() < deadline,
+                "no mail with {needle:?}; got {:#?}",
+                self.mails()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

@@ -15,7 +15,7 @@ force=0
 [ "${1:-}" = "--force" ] && force=1
 
 packages=(
-  mariadb-server mariadb-client redis-server redis-tools nginx-light prometheus
+  mariadb-server mariadb-client redis-server redis-tools nginx-light prometheus prometheus-alertmanager
   python3-flask gunicorn python3-pymysql python3-redis
   curl wget ca-certificates procps
 )
@@ -89,6 +89,7 @@ build_image $prefix/mysql:8.0 mysql
 build_image $prefix/redis:7 redis
 build_image $prefix/nginx:1.25 nginx
 build_image $prefix/prometheus:v2 prometheus
+build_image $prefix/alertmanager:0.25 alertmanager
 build_image $prefix/grafana-standin:1 grafana
 build_image $prefix/api:v1 api --build-arg APP_VERSION=v1
 build_image $prefix/api:v2 api --build-arg APP_VERSION=v2

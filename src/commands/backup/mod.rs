@@ -7,6 +7,7 @@ use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::ops::backup;
 use crate::ops::backups;
 use crate::ops::backups::{DUMP_FILE, parts, reason_word};
+use crate::ops::events;
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
 
@@ -95,10 +96,18 @@ async fn take(
         }
     };
     write_metrics(&project, attempt, result.as_ref().ok());
-    if result.is_err()
-        && let Some(s) = streamed.take()
-    {
-        s.abandon(&ctx.printer).await;
+    if let Err(e) = &result {
+        if let Some(s) = streamed.take() {
+            s.abandon(&ctx.printer).await;
+        }
+        let next =
+            "`pricescan-ctl status`, then `pricescan-ctl backup` by hand; the older backups are untouched";
+        events::emit(
+            &project,
+            &ctx.printer,
+            events::failed("backup.failed", &project, e, next),
+        )
+        .await;
     }
     let manifest = result?;
     if ctx.printer.is_json() {

@@ -5,6 +5,7 @@ use super::super::Context;
 use super::update_metrics;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::ops::backups::{self, Manifest};
+use crate::ops::events;
 use crate::ops::offsite::{self, Remote, RemoteBackup, StreamedFile};
 use crate::output::{human_age, human_bytes};
 use crate::stack::{Project, retention};
@@ -13,6 +14,20 @@ use std::time::Instant;
 /// After a successful local backup: copies it off-site when configured. A failure keeps
 /// the local backup and fails the command with DESIGN §9's message.
 pub async fn copy_after_backup(
+    ctx: &Context,
+    project: &Project,
+    manifest: &Manifest,
+    remote: Result<Option<Remote>>,
+    streamed: Option<StreamedFile>,
+) -> Result<()> {
+    let result = copy(ctx, project, manifest, remote, streamed).await;
+    if let Err(e) = &result {
+        tell_offsite_failed(ctx, project, e).await;
+    }
+    result
+}
+
+async fn copy(
     ctx: &Context,
     project: &Project,
     manifest: &Manifest,
@@ -41,6 +56,18 @@ pub async fn copy_after_backup(
         }
         Err(e) => Err(copy_failed(project, &b.id, e)),
     }
+}
+
+/// backup.offsite_failed, to the notification channels.
+async fn tell_offsite_failed(ctx: &Context, project: &Project, err: &CtlError) {
+    let next =
+        "fix the cause, then `pricescan-ctl backup push` copies what is missing; the local backups are kept";
+    events::emit(
+        project,
+        &ctx.printer,
+        events::failed("backup.offsite_failed", project, err, next),
+    )
+    .await;
 }
 
 fn copy_failed(project: &Project, id: &str, e: CtlError) -> CtlError {
@@ -95,10 +122,14 @@ pub async fn push(ctx: &Context, project: &Project, ids: Vec<String>) -> Result<
     };
     let mut pushed = 0;
     for b in wanted {
-        let bytes = remote
-            .push(&b, &ctx.printer)
-            .await
-            .inspect_err(|_| offsite_metrics(project, None))?;
+        let bytes = match remote.push(&b, &ctx.printer).await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                offsite_metrics(project, None);
+                tell_offsite_failed(ctx, project, &e).await;
+                return Err(e);
+            }
+        };
         offsite_metrics(project, Some(bytes));
         ctx.printer.info(&format!(
             "{}: {} {} ({})",
