@@ -180,6 +180,7 @@ fn setup_then_config_works_with_only_the_binary_and_masks_every_secret() {
     assert_eq!(
         names,
         [
+            "pricescan-alertmanager",
             "pricescan-api",
             "pricescan-grafana",
             "pricescan-mysql",
