@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestProject, json};
+use common::{TestProject, files_of, json};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,21 +14,6 @@ fn stack(tag: &str) -> TestProject {
     p.ok(&["setup", "--skip-images"]);
     p.ok(&["start", "-s", "mysql", "-s", "redis"]);
     p
-}
-
-fn files_of(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
 }
 
 const ROWS: &str = "SELECT id, name, HEX(blob_col) FROM items ORDER BY id";

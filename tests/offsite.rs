@@ -6,7 +6,7 @@
 mod common;
 
 use common::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
-use common::{Run, TestProject, json};
+use common::{Run, TestProject, files_of, json};
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,44 +58,33 @@ fn metrics(p: &TestProject) -> String {
     p.read("metrics/pricescan_backup.prom")
 }
 
-fn age_decrypt(key: &std::path::Path, sealed: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("age")
-        .args(["-d", "-i", &key.display().to_string()])
+/// `program args` with `input` on stdin; its stdout, insisting on success.
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(program)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .expect("the age CLI must be installed: .ci/run installs it");
+        .unwrap_or_else(|e| panic!("{program} must be installed (tests/run installs it): {e}"));
     let mut stdin = child.stdin.take().unwrap();
-    let sealed = sealed.to_vec();
+    let input = input.to_vec();
     let writer = std::thread::spawn(move || {
         use std::io::Write;
-        let _ = stdin.write_all(&sealed);
-    });
-    let mut plain = Vec::new();
-    child.stdout.take().unwrap().read_to_end(&mut plain).unwrap();
-    writer.join().unwrap();
-    assert!(child.wait().unwrap().success(), "age -d failed");
-    plain
-}
-
-fn zstd_decode(bytes: &[u8]) -> String {
-    let mut child = Command::new("zstd")
-        .args(["-d", "-c"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let bytes = bytes.to_vec();
-    let writer = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = stdin.write_all(&bytes);
+        let _ = stdin.write_all(&input);
     });
     let mut out = Vec::new();
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
     writer.join().unwrap();
-    child.wait().unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    assert!(child.wait().unwrap().success(), "{program} {args:?} failed");
+    out
+}
+
+fn age_decrypt(key: &std::path::Path, sealed: &[u8]) -> Vec<u8> {
+    pipe("age", &["-d", "-i", &key.display().to_string()], sealed)
+}
+
+fn zstd_decode(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&pipe("zstd", &["-d", "-c"], bytes)).into_owned()
 }
 
 const ROWS: &str = "SELECT id, name FROM items ORDER BY id";
@@ -384,21 +373,7 @@ fn bad_inputs_fail_clearly_and_never_touch_the_local_backups() {
     let p = stack("osbad", &s3);
     p.sql("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(100)); INSERT INTO items VALUES (1, 'one')");
     let first = backup_id(&p);
-    let snapshot = |p: &TestProject| -> Vec<(String, Vec<u8>)> {
-        let dir = p.file("backups").join(&first);
-        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-            .unwrap()
-            .flatten()
-            .map(|e| {
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect();
-        files.sort();
-        files
-    };
+    let snapshot = |p: &TestProject| files_of(p.file("backups").join(&first));
     let kept = snapshot(&p);
 
     // Wrong credentials at backup time: the local backup is made, the command exits 1.

@@ -62,39 +62,31 @@ async fn take(
     // The off-site copy of the dump leaves while the dump is written.
     let remote = crate::ops::offsite::open(&project);
     let mut streamed = None;
-    let result = match remote.as_ref().ok().and_then(Option::as_ref) {
-        Some(r) => {
-            if let Err(e) = r.clean_leftovers(&ctx.printer).await {
-                ctx.printer
-                    .debug(&format!("off-site clean-up deferred: {}", e.summary()));
-            }
-            let mut start = |id: &str| {
-                let (tx, s) = r.stream(id, DUMP_FILE);
-                streamed = Some(s);
-                tx
-            };
-            backup::take(
-                &engine,
-                &project,
-                reason_word(reason),
-                &parts(only),
-                &ctx.printer,
-                Some(&mut start),
-            )
-            .await
-        }
-        None => {
-            backup::take(
-                &engine,
-                &project,
-                reason_word(reason),
-                &parts(only),
-                &ctx.printer,
-                None,
-            )
-            .await
-        }
+    let target = remote.as_ref().ok().and_then(Option::as_ref);
+    if let Some(r) = target
+        && let Err(e) = r.clean_leftovers(&ctx.printer).await
+    {
+        ctx.printer
+            .debug(&format!("off-site clean-up deferred: {}", e.summary()));
+    }
+    let mut start = |id: &str| {
+        let (tx, s) = target.expect("called only with a remote").stream(id, DUMP_FILE);
+        streamed = Some(s);
+        tx
     };
+    let stream_dump: Option<backup::StreamDump> = match target {
+        Some(_) => Some(&mut start),
+        None => None,
+    };
+    let result = backup::take(
+        &engine,
+        &project,
+        reason_word(reason),
+        &parts(only),
+        &ctx.printer,
+        stream_dump,
+    )
+    .await;
     write_metrics(&project, attempt, result.as_ref().ok());
     if let Err(e) = &result {
         if let Some(s) = streamed.take() {
