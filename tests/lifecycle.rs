@@ -42,13 +42,13 @@ fn the_stack_runs_keeps_its_data_and_restarts_without_failed_requests() {
     // Start from nothing: every service healthy, and docker-compose sees the same containers.
     let started = p.ok(&["start", "--timeout", "3m"]);
     assert!(
-        started.stdout.contains("6 service(s) running"),
+        started.stdout.contains("7 service(s) running"),
         "{}",
         started.all()
     );
     let status = json(&p.ok(&["--json", "status"]));
     assert_eq!(status["healthy"], true, "{status:#}");
-    assert_eq!(status["services"].as_array().unwrap().len(), 6);
+    assert_eq!(status["services"].as_array().unwrap().len(), 7);
     for s in status["services"].as_array().unwrap() {
         assert_eq!(s["state"], "running", "{s:#}");
         assert_eq!(s["health"], "healthy", "{s:#}");
@@ -97,7 +97,11 @@ fn the_stack_runs_keeps_its_data_and_restarts_without_failed_requests() {
             ports(svc)
         );
     }
-    for svc in ["pricescan-prometheus", "pricescan-grafana"] {
+    for svc in [
+        "pricescan-prometheus",
+        "pricescan-grafana",
+        "pricescan-alertmanager",
+    ] {
         let bound = ports(svc);
         assert!(
             bound.contains("\"HostIp\":\"127.0.0.1\"") && !bound.contains("0.0.0.0"),
