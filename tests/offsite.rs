@@ -341,6 +341,38 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
         "the journal still lists an upload: {}",
         uploads()
     );
+
+    // SIGKILL mid-push leaves no time to clean up: the next push aborts the journaled upload,
+    // replaces the incomplete copy, and nothing is left pending.
+    let mut child = p
+        .cmd(&["backup", "push", &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_new_upload("");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        uploads().contains("upload_id"),
+        "the killed push's upload is not journaled"
+    );
+    let listed = json(&p.ok(&["--json", "backup", "list", "--remote"]));
+    let complete = listed.as_array().unwrap().iter().any(|b| b["complete"] == true);
+    assert!(!complete, "a killed push must not look complete: {listed:#}");
+    let pushed = p.ok(&["backup", "push"]);
+    assert!(
+        pushed.stderr.contains("aborted 1 unfinished off-site upload"),
+        "{}",
+        pushed.all()
+    );
+    assert!(
+        !s3.pending_uploads().contains("mysql.sql.zst"),
+        "a part stayed: {}",
+        s3.pending_uploads()
+    );
+    assert_eq!(remote_ids(&s3), vec![id.clone()]);
+    p.ok(&["backup", "verify", "--remote", &id]);
 }
 
 /// A TCP server that accepts and never answers: a hung endpoint.

@@ -214,13 +214,28 @@ pub fn files_of(dir: PathBuf) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// A free TCP port on 127.0.0.1 (the OS picks it; it is released right away).
+/// A free TCP port for a test to publish or listen on.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports(1)
+}
+
+/// The first of `n` consecutive free TCP ports, from 20000-31999: below the kernel's
+/// ephemeral range (32768 and up), so a socket that another test opens on port 0 can never
+/// take one between this check and its use. A port is never handed out twice in a process.
+pub fn free_ports(n: u16) -> u16 {
+    static HANDED: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut handed = HANDED.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..10_000 {
+        let base: u16 = rand::random_range(20_000..32_000 - n);
+        let free = (base..base + n)
+            .all(|p| !handed.contains(&p) && std::net::TcpListener::bind(("0.0.0.0", p)).is_ok());
+        if free {
+            handed.extend(base..base + n);
+            return base;
+        }
+    }
+    panic!("no {n} free consecutive ports in 20000-31999");
 }
 
 impl TestProject {

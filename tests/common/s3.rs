@@ -16,21 +16,6 @@ pub struct S3Server {
     pub bucket: String,
 }
 
-/// Twelve consecutive free ports from a base picked by the OS (checked one by one).
-fn free_block() -> u16 {
-    for _ in 0..50 {
-        let base = super::free_port();
-        if base > 65_000 - 20 {
-            continue;
-        }
-        let all_free = (0..12).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok());
-        if all_free {
-            return base;
-        }
-    }
-    panic!("no block of 12 free ports for SeaweedFS");
-}
-
 impl S3Server {
     pub fn start(bucket: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -43,7 +28,7 @@ impl S3Server {
         let mut server = Self {
             child: None,
             dir,
-            base: free_block(),
+            base: super::free_ports(12),
             bucket: bucket.to_string(),
         };
         server.launch();
