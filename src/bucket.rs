@@ -278,10 +278,6 @@ struct Multipart {
 }
 
 impl Upload {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     pub async fn write(&mut self, data: &[u8]) -> Result<()> {
         self.size += data.len() as u64;
         let mut rest = data;

@@ -23,6 +23,11 @@ impl ExitStatus {
     pub fn code(self) -> i32 {
         self as i32
     }
+
+    /// The command was stopped by a signal (130, 143, 129), not failed.
+    pub fn is_signal(self) -> bool {
+        matches!(self, Self::Interrupted | Self::Terminated | Self::HungUp)
+    }
 }
 
 /// An error for the operator: what failed, why, and what to do about it.

@@ -54,6 +54,26 @@ fn remote_ids(s3: &S3Server) -> Vec<String> {
     ids
 }
 
+/// The binary in the background, its output captured.
+fn spawn(p: &TestProject, args: &[&str]) -> std::process::Child {
+    p.cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends `sig` (e.g. "-INT") to a process.
+fn signal(sig: &str, pid: u32) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 fn metrics(p: &TestProject) -> String {
     p.read("metrics/pricescan_backup.prom")
 }
@@ -213,17 +233,9 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
     };
 
     // The server dies mid-upload: the local backup stays, the command says so and exits 1.
-    let child = p
-        .cmd(&["backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&p, &["backup"]);
     wait_new_upload("");
-    Command::new("kill")
-        .args(["-STOP", &s3.pid().to_string()])
-        .status()
-        .unwrap();
+    signal("-STOP", s3.pid());
     s3.kill();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -257,17 +269,9 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
         "rclone should see the crash's upload: {}",
         s3.pending_uploads()
     );
-    let child = p
-        .cmd(&["backup", "push"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&p, &["backup", "push"]);
     wait_new_upload(&crashed);
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal("-INT", child.id());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
@@ -303,17 +307,9 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
 
     // SIGTERM while the dump streams off-site: nothing new, locally or off-site.
     std::thread::sleep(Duration::from_millis(1100)); // a new id needs a new second
-    let child = p
-        .cmd(&["backup"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(&p, &["backup"]);
     wait_new_upload("");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal("-TERM", child.id());
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

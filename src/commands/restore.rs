@@ -73,14 +73,7 @@ async fn tell(ctx: &Context, project: &Project, id: &str, result: &Result<String
                 "next: check the site".into(),
             ],
         ),
-        Err(e)
-            if matches!(
-                e.status,
-                ExitStatus::Interrupted | ExitStatus::Terminated | ExitStatus::HungUp
-            ) =>
-        {
-            return;
-        }
+        Err(e) if e.status.is_signal() => return,
         Err(e) => events::failed(
             "restore.failed",
             project,

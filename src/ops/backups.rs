@@ -198,18 +198,22 @@ pub fn find(project: &crate::stack::Project, id: Option<&str>) -> Result<OnDisk>
 }
 
 pub fn policy(env: &crate::stack::Environment) -> Policy {
-    let d = Policy::default();
-    let n = |key: &str, default: usize| {
-        env.get(key)
+    policy_from(env, "BACKUP_KEEP_", Policy::default())
+}
+
+/// The counts `PREFIX{LAST,DAILY,WEEKLY,MONTHLY,PRE_DEPLOY}`, each falling back to `default`'s.
+pub fn policy_from(env: &crate::stack::Environment, prefix: &str, default: Policy) -> Policy {
+    let n = |key: &str, fallback: usize| {
+        env.get(&format!("{prefix}{key}"))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(default)
+            .unwrap_or(fallback)
     };
     Policy {
-        last: n("BACKUP_KEEP_LAST", d.last),
-        daily: n("BACKUP_KEEP_DAILY", d.daily),
-        weekly: n("BACKUP_KEEP_WEEKLY", d.weekly),
-        monthly: n("BACKUP_KEEP_MONTHLY", d.monthly),
-        pre_deploy: n("BACKUP_KEEP_PRE_DEPLOY", d.pre_deploy),
+        last: n("LAST", default.last),
+        daily: n("DAILY", default.daily),
+        weekly: n("WEEKLY", default.weekly),
+        monthly: n("MONTHLY", default.monthly),
+        pre_deploy: n("PRE_DEPLOY", default.pre_deploy),
     }
 }
 

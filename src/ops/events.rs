@@ -45,8 +45,5 @@ pub fn failed(kind: &str, project: &Project, err: &CtlError, next: &str) -> Even
 
 /// Whether an outcome is worth telling: a command stopped by a signal was stopped on purpose.
 pub fn by_signal(result: &Result<ExitStatus>) -> bool {
-    matches!(
-        result,
-        Err(e) if matches!(e.status, ExitStatus::Interrupted | ExitStatus::Terminated | ExitStatus::HungUp)
-    )
+    matches!(result, Err(e) if e.status.is_signal())
 }

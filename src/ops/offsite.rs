@@ -63,21 +63,7 @@ pub fn require(project: &Project) -> Result<Remote> {
 
 /// The remote policy: BACKUP_REMOTE_KEEP_*, each falling back to its local count.
 pub fn policy(project: &Project) -> Policy {
-    let local = backups::policy(&project.env);
-    let n = |key: &str, default: usize| {
-        project
-            .env
-            .get(key)
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(default)
-    };
-    Policy {
-        last: n("BACKUP_REMOTE_KEEP_LAST", local.last),
-        daily: n("BACKUP_REMOTE_KEEP_DAILY", local.daily),
-        weekly: n("BACKUP_REMOTE_KEEP_WEEKLY", local.weekly),
-        monthly: n("BACKUP_REMOTE_KEEP_MONTHLY", local.monthly),
-        pre_deploy: n("BACKUP_REMOTE_KEEP_PRE_DEPLOY", local.pre_deploy),
-    }
+    backups::policy_from(&project.env, "BACKUP_REMOTE_KEEP_", backups::policy(&project.env))
 }
 
 impl Remote {

@@ -60,6 +60,15 @@ impl Environment {
             .map(|e| e.value.as_str())
     }
 
+    /// Where `key`'s value comes from, for messages: `file:line`, or the process environment
+    /// when that overrides the file or the file lacks it.
+    pub fn location_of(&self, key: &str) -> String {
+        match self.line_of(key) {
+            Some(line) if process_env(key).is_none() => format!("{}:{line}", self.path.display()),
+            _ => format!("{key} (from the process environment)"),
+        }
+    }
+
     pub fn line_of(&self, key: &str) -> Option<usize> {
         self.entries.iter().find(|e| e.key == key).map(|e| e.line)
     }

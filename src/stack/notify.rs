@@ -64,10 +64,7 @@ impl fmt::Debug for Channels {
 impl Channels {
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         let get = |key: &str| env.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
-        let at = |key: &str| match env.line_of(key) {
-            Some(line) => format!("{}:{line}", env.path.display()),
-            None => format!("{key} (from the process environment)"),
-        };
+        let at = |key: &str| env.location_of(key);
         let enabled = match get("NOTIFICATIONS_ENABLED").to_ascii_lowercase().as_str() {
             "" | "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,

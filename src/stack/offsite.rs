@@ -45,12 +45,7 @@ impl Offsite {
     /// The settings, or None when BACKUP_REMOTE_URL is empty (off-site copies are off).
     pub fn from_env(env: &Environment, project_dir: &Path) -> Result<Option<Self>, ConfigError> {
         let get = |key: &str| env.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
-        let at = |key: &str| match env.line_of(key) {
-            Some(line) if env.file_value(key).map(str::trim) == env.get(key).as_deref().map(str::trim) => {
-                format!("{}:{line}", env.path.display())
-            }
-            _ => format!("{key} (from the process environment)"),
-        };
+        let at = |key: &str| env.location_of(key);
         let url = get("BACKUP_REMOTE_URL");
         if url.is_empty() {
             return Ok(None);

@@ -2,7 +2,6 @@
 //! with its own directory and ports, enforcing SigV4. rclone, an independent client, checks
 //! from outside what landed in the bucket.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -208,10 +207,6 @@ impl S3Server {
     pub fn restart(&mut self) {
         self.kill();
         self.launch();
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 

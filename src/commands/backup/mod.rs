@@ -89,17 +89,7 @@ async fn take(
     .await;
     write_metrics(&project, attempt, result.as_ref().ok());
     if let Err(e) = &result {
-        if let Some(s) = streamed.take() {
-            s.abandon(&ctx.printer).await;
-        }
-        let next =
-            "`pricescan-ctl status`, then `pricescan-ctl backup` by hand; the older backups are untouched";
-        events::emit(
-            &project,
-            &ctx.printer,
-            events::failed("backup.failed", &project, e, next),
-        )
-        .await;
+        failed(ctx, &project, e, streamed.take()).await;
     }
     let manifest = result?;
     if ctx.printer.is_json() {
@@ -121,6 +111,25 @@ async fn take(
     prune(ctx, &project, false)?;
     offsite::prune(ctx, &project, false).await?;
     Ok(ExitStatus::Success)
+}
+
+/// The local backup failed: what the dump had sent off-site goes, and backup.failed is told.
+async fn failed(
+    ctx: &Context,
+    project: &Project,
+    e: &CtlError,
+    streamed: Option<crate::ops::offsite::StreamedFile>,
+) {
+    if let Some(s) = streamed {
+        s.abandon(&ctx.printer).await;
+    }
+    let next = "`pricescan-ctl status`, then `pricescan-ctl backup` by hand; the older backups are untouched";
+    events::emit(
+        project,
+        &ctx.printer,
+        events::failed("backup.failed", project, e, next),
+    )
+    .await;
 }
 
 /// Prometheus textfile metrics of the local backup.
