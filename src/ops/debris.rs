@@ -87,6 +87,10 @@ async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Re
     let Some(serving) = switched.or_else(|| running.iter().min_by_key(|c| c.number).copied()) else {
         return Ok(());
     };
+    // Nginx names the one that serves first: the service name would still resolve to both,
+    // and requests would reach a container being stopped.
+    let proxy = nginx::running_nginx(&containers);
+    nginx::point_upstream(engine, project, proxy, &serving.name).await?;
     for c in running.iter().filter(|c| c.id != serving.id) {
         engine.stop(&c.id, None).await?;
         // Before the switch the newer one never served: it goes. After it, the older one is
@@ -101,7 +105,7 @@ async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Re
             serving.name
         ));
     }
-    nginx::point_upstream(engine, project, nginx::running_nginx(&containers), API_SERVICE).await?;
+    nginx::point_upstream(engine, project, proxy, API_SERVICE).await?;
     if switched.is_some() {
         record_if_missing(project, serving, printer)?;
     }
