@@ -47,6 +47,9 @@ pub struct GlobalArgs {
         hide_env_values = true
     )]
     pub docker_host: Option<String>,
+    /// Where the stack runs [default: STACK_TARGET in .env.prod, then compose]
+    #[arg(long, global = true, value_enum, value_name = "TARGET")]
+    pub target: Option<crate::ops::target::TargetKind>,
     /// Output format
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub output: OutputFormat,
@@ -119,6 +122,8 @@ pub enum Command {
     Restart(RestartArgs),
     /// Show services, health, resources and endpoint probes (exit 3 when degraded)
     Status(StatusArgs),
+    /// Set the number of tasks of a service (swarm): `scale api=3`
+    Scale(ScaleArgs),
     /// Show logs of several services interleaved
     Logs(LogsArgs),
     /// Live dashboard of containers, probes and engine events
@@ -176,6 +181,12 @@ pub struct SetupArgs {
     /// Create an age key pair for encrypted off-site backups (kept if it exists)
     #[arg(long)]
     pub backup_key: bool,
+    /// Swarm: make this engine a one-node swarm manager if it is in no swarm
+    #[arg(long)]
+    pub init: bool,
+    /// Swarm: the node (ID or hostname) that holds MySQL's and Redis' data
+    #[arg(long, value_name = "NODE")]
+    pub data_node: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +230,21 @@ pub struct RestartArgs {
     #[command(flatten)]
     pub lock: WaitArgs,
     /// How long to wait for each service to become healthy
+    #[arg(long, value_parser = duration, default_value = "3m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// SERVICE=N, e.g. api=3
+    #[arg(value_name = "SERVICE=N", required = true)]
+    pub targets: Vec<String>,
+    /// Allow scaling services other than the API (never MySQL or Redis above 1)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub lock: WaitArgs,
+    /// How long to wait for the tasks to run
     #[arg(long, value_parser = duration, default_value = "3m")]
     pub timeout: Duration,
 }

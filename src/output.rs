@@ -272,6 +272,8 @@ pub struct ServiceBoard {
         std::collections::HashMap<String, indicatif::ProgressBar>,
     )>,
     width: usize,
+    /// Last state printed per service, so a plain line appears only on a change.
+    shown: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Printer {
@@ -299,6 +301,7 @@ impl Printer {
             printer: self.clone(),
             live,
             width,
+            shown: Default::default(),
         }
     }
 }
@@ -311,9 +314,14 @@ impl ServiceBoard {
                     bar.set_message(state.to_string());
                 }
             }
-            None => self
-                .printer
-                .info(&format!("{service:w$}  {state}", w = self.width)),
+            None => {
+                let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+                if shown.get(service).map(String::as_str) != Some(state) {
+                    shown.insert(service.to_string(), state.to_string());
+                    self.printer
+                        .info(&format!("{service:w$}  {state}", w = self.width));
+                }
+            }
         }
     }
 

@@ -231,7 +231,7 @@ fn a_restart_racing_a_deploy_waits_and_the_log_tells_the_truth() {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let r = load.join().unwrap();
-    assert!(r.ok > 50 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+    assert!(r.ok > 50 && r.failed == 0, "{r:?}");
     let history = json(&p.ok(&["--json", "deploy", "history"]));
     let status = json(&p.run(&["--json", "status"]));
     assert_eq!(history[0]["result"], "succeeded");
@@ -483,7 +483,7 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
         stderr.contains("still undoing, please wait: draining"),
         "the drain finishes, and says so: {stderr}"
     );
-    assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+    assert!(r.ok > 20 && r.failed == 0, "{r:?}");
     assert_eq!(p.serving_version(), "v2");
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
     let history = json(&p.ok(&["--json", "deploy", "history"]));
@@ -503,13 +503,16 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
     // Killed before the switch: the new container never served; the next command removes it.
+    let mut phases = Vec::new();
     let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
     run.wait_for("starting");
     std::thread::sleep(Duration::from_millis(1500));
     run.signal("-KILL");
+    phases.push(format!("{:.3}: killed before the switch", unix_now()));
     assert_eq!(run.finish().0, None);
     assert_eq!(api_running(&p).len(), 2, "{:?}", api_running(&p));
     let next = p.ok(&["backup", "--only", "redis"]);
+    phases.push(format!("{:.3}: settled\n{}", unix_now(), next.stderr));
     assert!(
         next.stderr.contains("an interrupted rollout left it running"),
         "{}",
@@ -522,8 +525,10 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
     run.wait_for("draining");
     run.signal("-KILL");
+    phases.push(format!("{:.3}: killed after the switch", unix_now()));
     assert_eq!(run.finish().0, None);
     let next = p.ok(&["backup", "--only", "redis"]);
+    phases.push(format!("{:.3}: settled\n{}", unix_now(), next.stderr));
     assert!(next.stderr.contains("which serves"), "{}", next.all());
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
     assert_eq!(p.serving_version(), "v2");
@@ -532,7 +537,14 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     assert_eq!(history[0]["image"], "pricescan-test/api:v2");
     stop.store(true, Ordering::Relaxed);
     let r = load.join().unwrap();
-    assert!(r.ok > 20 && r.failed == 0, "ok {}, failed {}", r.ok, r.failed);
+    assert!(r.ok > 20 && r.failed == 0, "{r:?}\n{}", phases.join("\n"));
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 #[test]

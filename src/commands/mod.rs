@@ -11,6 +11,7 @@ mod monitor;
 mod notify;
 mod restart;
 mod restore;
+mod scale;
 mod setup;
 mod start;
 mod status;
@@ -70,6 +71,20 @@ impl Context {
 }
 
 impl Context {
+    /// The stack on its target (`--target`, else STACK_TARGET).
+    pub fn stack<'a>(
+        &'a self,
+        engine: &'a Engine,
+        project: &'a Project,
+    ) -> Result<crate::ops::target::Stack<'a>> {
+        Ok(crate::ops::target::Stack {
+            engine,
+            project,
+            printer: &self.printer,
+            kind: crate::ops::target::TargetKind::resolve(self.global.target, project)?,
+        })
+    }
+
     /// Takes the stack's operation lock (exit 75 naming the holder), then cleans up what a
     /// crashed command left behind, which only a lock holder may do.
     pub async fn lock(
@@ -91,7 +106,39 @@ pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
     (ctx.printer, result)
 }
 
+/// Commands that the swarm target does not run yet: on swarm they stop with exit 2 before
+/// touching anything, instead of looking for containers that are not there.
+fn compose_only(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Restart(_) => Some("restart"),
+        Command::Logs(_) => Some("logs"),
+        Command::Monitor(_) => Some("monitor"),
+        Command::Restore(_) => Some("restore"),
+        Command::Deploy(_) => Some("deploy"),
+        Command::Backup(args) if args.command.is_none() => Some("backup"),
+        _ => None,
+    }
+}
+
+impl Context {
+    fn refuse_on_swarm(&self, what: &str) -> Result<()> {
+        let Ok(project) = Project::load(&self.project_options()) else {
+            return Ok(());
+        };
+        match crate::ops::target::TargetKind::resolve(self.global.target, &project)? {
+            crate::ops::target::TargetKind::Swarm => Err(crate::error::CtlError::usage(format!(
+                "`{what}` does not run on the swarm target yet"
+            ))
+            .hint("on swarm: setup, start, stop, scale and status; use the docker CLI on a manager for the rest (`docker service logs`)")),
+            crate::ops::target::TargetKind::Compose => Ok(()),
+        }
+    }
+}
+
 async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
+    if let Some(what) = compose_only(&command) {
+        ctx.refuse_on_swarm(what)?;
+    }
     match command {
         Command::Setup(args) => setup::run(ctx, args).await,
         Command::Config(args) => config::run(ctx, args),
@@ -101,6 +148,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Stop(args) => stop::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Status(args) => status::run(ctx, args).await,
+        Command::Scale(args) => scale::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Monitor(args) => monitor::run(ctx, args).await,
         Command::Backup(args) => backup::run(ctx, args).await,

@@ -7,6 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::fsutil;
 use crate::ops;
+use crate::ops::target::{Prepare, TargetKind};
 use crate::stack::templates::{self, CONFIG_DIR, TEMPLATE_DIR};
 use crate::stack::{Environment, Project, embedded, envfile, resolve_path, secrets};
 use futures_util::future::join_all;
@@ -72,7 +73,15 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
     render_config(ctx, &project, &mut changes)?;
     render_alertmanager(ctx, &project, &channels, &mut changes)?;
     create_directories(ctx, &project, &mut changes)?;
-    ensure_networks_and_volumes(ctx, &engine, &project, &mut changes).await?;
+    record_target(ctx, &project, &env_path, &mut changes)?;
+    let project = ctx.project()?;
+    let prepare = Prepare {
+        init: args.init,
+        data_node: args.data_node.as_deref(),
+    };
+    for change in ctx.stack(&engine, &project)?.prepare(&prepare).await? {
+        changes.add(ctx, change);
+    }
     if !args.skip_images {
         ensure_images(ctx, &engine, &project, &mut changes).await?;
     }
@@ -442,15 +451,25 @@ fn create_directories(ctx: &Context, project: &Project, changes: &mut Changes) -
     Ok(())
 }
 
-async fn ensure_networks_and_volumes(
-    ctx: &Context,
-    engine: &Engine,
-    project: &Project,
-    changes: &mut Changes,
-) -> Result<()> {
-    for created in ops::resources::ensure(engine, project, &ctx.printer).await? {
-        changes.add(ctx, created);
+/// `--target swarm` at setup is remembered in .env.prod, so later commands need no flag.
+fn record_target(ctx: &Context, project: &Project, env_path: &Path, changes: &mut Changes) -> Result<()> {
+    let Some(kind) = ctx.global.target else {
+        return Ok(());
+    };
+    let wanted = match kind {
+        TargetKind::Compose => "compose",
+        TargetKind::Swarm => "swarm",
+    };
+    if project.env.file_value("STACK_TARGET") == Some(wanted) {
+        return Ok(());
     }
+    let text = std::fs::read_to_string(env_path).context(|| format!("cannot read {}", env_path.display()))?;
+    let (new_text, _) = envfile::set(&text, &[("STACK_TARGET", wanted.to_string())]);
+    fsutil::write_atomic(env_path, new_text.as_bytes(), 0o600)?;
+    changes.add(
+        ctx,
+        format!("set STACK_TARGET={wanted} in {}", env_path.display()),
+    );
     Ok(())
 }
 

@@ -4,7 +4,9 @@
 use super::Context;
 use crate::cli::StatusArgs;
 use crate::error::{Context as _, ExitStatus, Result};
-use crate::ops::status::{self, Resources, StackStatus};
+use crate::ops::status::{Resources, StackStatus};
+use crate::ops::swarm::status::SwarmStatus;
+use crate::ops::target::Report;
 use crate::output::{Printer, Style, human_age, human_bytes};
 
 pub async fn run(ctx: &mut Context, args: StatusArgs) -> Result<ExitStatus> {
@@ -16,18 +18,104 @@ pub async fn run(ctx: &mut Context, args: StatusArgs) -> Result<ExitStatus> {
     } else {
         Resources::Skip
     };
-    let report = status::collect(&engine, &project, &selected, resources).await?;
+    let report = ctx.stack(&engine, &project)?.status(&selected, resources).await?;
+    let (value, healthy) = match &report {
+        Report::Host(r) => (serde_json::to_value(r), r.healthy),
+        Report::Swarm(r) => (serde_json::to_value(r), r.healthy),
+    };
     if ctx.printer.is_json() {
         ctx.printer
-            .json(&serde_json::to_value(&report).context(|| "cannot encode the status".into())?);
+            .json(&value.context(|| "cannot encode the status".into())?);
     } else {
-        show(&ctx.printer, &report, resources);
+        match &report {
+            Report::Host(r) => show(&ctx.printer, r, resources),
+            Report::Swarm(r) => show_swarm(&ctx.printer, r),
+        }
     }
-    Ok(if report.healthy {
+    Ok(if healthy {
         ExitStatus::Success
     } else {
         ExitStatus::Degraded
     })
+}
+
+fn show_swarm(p: &Printer, r: &SwarmStatus) {
+    let rows = r
+        .services
+        .iter()
+        .map(|s| {
+            let short = s.replicas.running < s.replicas.desired || s.replicas.desired == 0;
+            vec![
+                s.service.clone(),
+                p.style(
+                    if short { Style::Bad } else { Style::Ok },
+                    &format!("{}/{}", s.replicas.running, s.replicas.desired),
+                ),
+                s.image.clone(),
+                s.update_state.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    p.table(&["SERVICE", "REPLICAS", "IMAGE", "UPDATE"], rows);
+    let tasks = r
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.tasks.iter().map(|t| {
+                vec![
+                    format!("{}.{}", s.service, t.slot.unwrap_or(0)),
+                    t.node.clone(),
+                    t.state.clone(),
+                    p.style(
+                        if t.health == "healthy" || t.health == "none" {
+                            Style::Ok
+                        } else {
+                            Style::Warn
+                        },
+                        &t.health,
+                    ),
+                    t.error.clone().unwrap_or_default(),
+                ]
+            })
+        })
+        .collect();
+    p.info("");
+    p.table(&["TASK", "NODE", "STATE", "HEALTH", "ERROR"], tasks);
+    p.info("");
+    for n in &r.nodes {
+        let role = if n.data {
+            format!("{} (data node)", n.role)
+        } else {
+            n.role.clone()
+        };
+        let line = format!(
+            "node {} {} {} {} {role}",
+            n.hostname, n.id, n.state, n.availability
+        );
+        match (n.state.as_str(), n.availability.as_str()) {
+            ("ready", "active") => p.info(&line),
+            ("ready", _) => p.info(&p.style(Style::Warn, &format!("{line}: drained, runs no new task"))),
+            _ => p.info(&p.style(Style::Bad, &format!("node {} ({}) is down", n.hostname, n.id))),
+        }
+    }
+    for e in &r.endpoints {
+        let verdict = match (e.ok, e.status, &e.error) {
+            (true, Some(code), _) => p.style(Style::Ok, &format!("ok {code}")),
+            (_, _, Some(err)) => p.style(Style::Bad, &format!("failed: {err}")),
+            (_, code, _) => p.style(Style::Bad, &format!("failed {}", code.unwrap_or(0))),
+        };
+        p.info(&format!(
+            "{}: {} {verdict} ({:.1} ms)",
+            e.name, e.url, e.latency_ms
+        ));
+    }
+    match r.healthy {
+        true => p.info(&p.style(Style::Ok, "healthy: every service runs its desired tasks")),
+        false => p.info(&p.style(
+            Style::Bad,
+            "degraded: a service runs below its desired count, a probe failed, or the data node is down",
+        )),
+    }
 }
 
 fn show(p: &Printer, r: &StackStatus, resources: Resources) {

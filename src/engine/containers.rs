@@ -364,9 +364,34 @@ impl Engine {
         let stop = self.docker.stop_container(id, Some(options.build()));
         match tokio::time::timeout(deadline, stop).await {
             Err(_) => Err(deadline_error(&format!("stopping {}", short(id)), deadline)),
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.wait_released(id).await;
+                Ok(())
+            }
             Ok(Err(e)) if is_status(&e, 304) || is_status(&e, 404) => Ok(()),
             Ok(Err(e)) => Err(engine_error(&format!("cannot stop container {id}"), e)),
+        }
+    }
+
+    /// The engine answers a stop once the process is gone, and releases the container's
+    /// network endpoints just after; until then Docker's DNS still resolves the service name
+    /// to it, and an Nginx reloaded in that window would send requests to a dead address.
+    async fn wait_released(&self, id: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let Ok(c) = self.docker.inspect_container(id, None).await else {
+                return;
+            };
+            let attached = c
+                .network_settings
+                .and_then(|n| n.networks)
+                .unwrap_or_default()
+                .values()
+                .any(|n| n.endpoint_id.as_deref().is_some_and(|e| !e.is_empty()));
+            if !attached {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

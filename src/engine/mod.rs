@@ -9,6 +9,7 @@ mod lock;
 mod resources;
 pub mod spec;
 mod streams;
+mod swarm;
 mod transfer;
 
 pub use containers::deadline_error;
@@ -19,6 +20,7 @@ pub use lock::LockRecord;
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
 pub use streams::{Event, LogQuery, Output};
+pub use swarm::{NodeInfo, ServiceInfo, SwarmRole, TaskInfo};
 pub use transfer::ExecStream;
 
 use crate::error::{CtlError, ExitStatus, Result};

@@ -31,6 +31,20 @@ fn nanos(d: &Option<crate::stack::compose::ComposeDuration>) -> Option<i64> {
     d.as_ref().map(|d| d.value.as_nanos() as i64)
 }
 
+/// Compose's `ulimits:` in the engine's terms (containers and swarm services alike).
+pub(super) fn ulimits(
+    limits: &std::collections::BTreeMap<String, crate::stack::compose::Ulimit>,
+) -> Vec<ResourcesUlimits> {
+    limits
+        .iter()
+        .map(|(name, u)| ResourcesUlimits {
+            name: Some(name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect()
+}
+
 pub fn plan(
     project: &Project,
     service: &str,
@@ -166,16 +180,7 @@ fn host_config(project: &Project, svc: &Service) -> HostConfig {
         memory_reservation: reservations.memory.map(|m| m.bytes as i64),
         nano_cpus: cpus.map(|c| (c * 1e9) as i64),
         pids_limit: limits.pids.map(i64::from),
-        ulimits: Some(
-            svc.ulimits
-                .iter()
-                .map(|(name, u)| ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(u.soft),
-                    hard: Some(u.hard),
-                })
-                .collect(),
-        ),
+        ulimits: Some(ulimits(&svc.ulimits)),
         log_config: svc.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
             config: Some(l.options.clone().into_iter().collect()),

@@ -9,6 +9,7 @@ pub mod converge;
 pub mod debris;
 pub mod deploy;
 pub mod events;
+pub mod host;
 pub mod images;
 pub mod lock;
 pub mod loglines;
@@ -21,6 +22,8 @@ pub mod restore;
 pub mod shadow;
 pub mod sqlcount;
 pub mod status;
+pub mod swarm;
+pub mod target;
 pub mod wait;
 
 use crate::error::{CtlError, Result};

@@ -16,6 +16,7 @@ pub mod offsite;
 pub mod project;
 pub mod retention;
 pub mod secrets;
+pub mod swarm;
 pub mod templates;
 
 pub use environment::Environment;

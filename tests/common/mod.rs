@@ -304,10 +304,13 @@ impl TestProject {
 }
 
 /// Requests made by a bounded load loop and how many failed.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct LoadResult {
     pub ok: u64,
     pub failed: u64,
+    /// When each failure happened (Unix seconds) and what came back, for the assertion's
+    /// message: a lost request is placed against the command's own timed lines.
+    pub failures: Vec<String>,
 }
 
 /// Sends GET `path` to 127.0.0.1:`port` from `workers` threads until `stop` is set (or 120 s
@@ -318,18 +321,30 @@ pub fn load_loop(
     workers: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<LoadResult> {
+    load_loop_at("127.0.0.1", port, path, workers, stop)
+}
+
+/// `load_loop` against `host`: 127.0.0.1, or an address of a namespace the tests created.
+pub fn load_loop_at(
+    host: &str,
+    port: u16,
+    path: &'static str,
+    workers: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<LoadResult> {
     use std::io::{Read, Write};
     use std::sync::atomic::Ordering;
+    let host = host.to_string();
     std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         let threads: Vec<_> = (0..workers)
             .map(|_| {
-                let stop = stop.clone();
+                let (stop, host) = (stop.clone(), host.clone());
                 std::thread::spawn(move || {
                     let mut r = LoadResult::default();
                     while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
-                        let ok = (|| -> std::io::Result<bool> {
-                            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+                        let answer = (|| -> std::io::Result<String> {
+                            let mut s = std::net::TcpStream::connect((host.as_str(), port))?;
                             s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
                             write!(
                                 s,
@@ -337,10 +352,23 @@ pub fn load_loop(
                             )?;
                             let mut buf = String::new();
                             s.read_to_string(&mut buf)?;
-                            Ok(buf.starts_with("HTTP/1.1 200"))
-                        })()
-                        .unwrap_or(false);
-                        if ok { r.ok += 1 } else { r.failed += 1 }
+                            Ok(buf)
+                        })();
+                        match answer {
+                            Ok(buf) if buf.starts_with("HTTP/1.1 200") => r.ok += 1,
+                            other => {
+                                r.failed += 1;
+                                let what = match other {
+                                    Ok(buf) => buf.lines().next().unwrap_or("").to_string(),
+                                    Err(e) => e.to_string(),
+                                };
+                                let at = std::time::SystemTime::now()
+                                    .duration_since(std::time::UNIX_EPOCH)
+                                    .unwrap_or_default()
+                                    .as_secs_f64();
+                                r.failures.push(format!("{at:.3}: {what}"));
+                            }
+                        }
                     }
                     r
                 })
@@ -349,9 +377,11 @@ pub fn load_loop(
         threads
             .into_iter()
             .map(|t| t.join().unwrap())
-            .fold(LoadResult::default(), |a, b| LoadResult {
-                ok: a.ok + b.ok,
-                failed: a.failed + b.failed,
+            .fold(LoadResult::default(), |mut a, b| {
+                a.ok += b.ok;
+                a.failed += b.failed;
+                a.failures.extend(b.failures);
+                a
             })
     })
 }

@@ -5,7 +5,8 @@
 #
 #   tests/swarm/lab.sh up       start the nodes, form the swarm, load the test images
 #   tests/swarm/lab.sh down     stop the daemons, remove the namespaces and the state
-#   tests/swarm/lab.sh kill N   SIGKILL node N's dockerd (a lost server)
+#   tests/swarm/lab.sh kill N   SIGKILL node N's dockerd
+#   tests/swarm/lab.sh lose N   a lost server: node N leaves the network and its daemon dies
 #
 # Pitfalls found here: `ip netns exec` hides the cgroup v1 mounts (remounted below); each
 # daemon needs its own config file, data-root, exec-root (short: socket paths), pidfile,
@@ -85,6 +86,7 @@ up() {
   for p in "${pids[@]}"; do wait "$p"; done
   echo "lab up: $nodes nodes; manager at $(sock 1)"
   dk 1 node ls
+  touch "$state/ready"
 }
 
 down() {
@@ -116,5 +118,9 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   kill) kill -9 "$(cat "$state/n$2/pid")" ;;
-  *) echo "usage: $0 up|down|kill N" >&2; exit 2 ;;
+  lose)
+    ip netns exec "pslab$2" ip link set eth0 down
+    kill -9 "$(cat "$state/n$2/pid")"
+    ;;
+  *) echo "usage: $0 up|down|kill N|lose N" >&2; exit 2 ;;
 esac

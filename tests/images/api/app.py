@@ -7,6 +7,13 @@ import pymysql
 import redis
 from flask import Flask, Response, jsonify
 
+# Swarm passes secrets as files: X_FILE names the file that holds X, as the official
+# images read them.
+for _key, _path in list(os.environ.items()):
+    if _key.endswith("_FILE") and _key[:-5] not in os.environ:
+        with open(_path) as _f:
+            os.environ[_key[:-5]] = _f.read()
+
 app = Flask(__name__)
 VERSION = os.environ.get("APP_VERSION", "dev")
 BROKEN = os.environ.get("PRICESCAN_BROKEN") == "1"

@@ -5,6 +5,14 @@ set -euo pipefail
 datadir=/var/lib/mysql
 socket=/run/mysqld/mysqld.sock
 
+# X_FILE names a file that holds X (swarm secrets), as in the official image.
+for var in MYSQL_ROOT_PASSWORD MYSQL_PASSWORD MYSQL_USER MYSQL_DATABASE; do
+  file_var="${var}_FILE"
+  if [ -n "${!file_var:-}" ] && [ -z "${!var:-}" ]; then
+    export "$var"="$(cat "${!file_var}")"
+  fi
+done
+
 sql_quote() { printf "%s" "${1//\'/\'\'}"; }
 
 init_database() {

@@ -1,0 +1,403 @@
+//! The swarm target: the stack as services of a swarm (DESIGN §11). Setup prepares the
+//! cluster (overlay networks, secrets, configs, the data node); start creates or updates one
+//! service per compose service and waits for their tasks; stop and scale set replicas.
+
+pub mod status;
+
+use super::target::{Prepare, Stack};
+use crate::engine::{Engine, NodeInfo, ServiceInfo, TaskInfo};
+use crate::error::{CtlError, ExitStatus, Result};
+use crate::output::ServiceBoard;
+use crate::stack::Project;
+use crate::stack::swarm::{self, DATA_NODE_LABEL, DATA_SERVICES, FileKind, FileObject, ServicePlan};
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const API_SERVICE: &str = "pricescan-api";
+const POLL: Duration = Duration::from_millis(500);
+
+pub async fn prepare(stack: &Stack<'_>, prepare: &Prepare<'_>) -> Result<Vec<String>> {
+    let engine = stack.engine;
+    let mut changes = Vec::new();
+    if prepare.init && engine.swarm_role().await? == crate::engine::SwarmRole::NotInSwarm {
+        let node = engine.init_swarm(None).await?;
+        changes.push(format!(
+            "initialised a one-node swarm (this engine is manager {node})"
+        ));
+    }
+    engine.require_manager().await?;
+    let nodes = engine.nodes().await?;
+    let data = choose_data_node(&nodes, prepare.data_node)?;
+    if engine.label_only(&data.id, DATA_NODE_LABEL, "true").await? {
+        changes.push(format!(
+            "data node: {} ({}) holds MySQL and Redis",
+            data.hostname, data.id
+        ));
+    }
+    changes.extend(ensure_objects(stack).await?);
+    Ok(changes)
+}
+
+/// The node named by `--data-node` (full ID, unique ID prefix, or unique hostname), else the
+/// node already labelled, else the only node.
+fn choose_data_node<'a>(nodes: &'a [NodeInfo], wanted: Option<&str>) -> Result<&'a NodeInfo> {
+    let listing = || {
+        nodes
+            .iter()
+            .map(|n| format!("{} ({})", n.id, n.hostname))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some(wanted) = wanted else {
+        let labelled: Vec<&NodeInfo> = nodes
+            .iter()
+            .filter(|n| n.labels.contains_key(DATA_NODE_LABEL))
+            .collect();
+        return match (labelled.as_slice(), nodes) {
+            ([one], _) => Ok(one),
+            (_, [only]) => Ok(only),
+            _ => Err(
+                CtlError::usage("this swarm has several nodes: name the one that holds the data")
+                    .hint(format!("add --data-node NODE, one of: {}", listing())),
+            ),
+        };
+    };
+    let by_id: Vec<&NodeInfo> = nodes.iter().filter(|n| n.id.starts_with(wanted)).collect();
+    let by_name: Vec<&NodeInfo> = nodes.iter().filter(|n| n.hostname == wanted).collect();
+    match (by_id.as_slice(), by_name.as_slice()) {
+        ([one], _) => Ok(one),
+        ([], [one]) => Ok(one),
+        ([], []) => Err(CtlError::usage(format!("no node of this swarm is {wanted}"))
+            .hint(format!("nodes: {}", listing()))),
+        _ => Err(
+            CtlError::usage(format!("{wanted} names several nodes (hostnames can repeat)"))
+                .hint(format!("use the node ID: {}", listing())),
+        ),
+    }
+}
+
+/// Overlay networks, then every config and secret the active services use; objects of an
+/// older content that no service uses any more are removed.
+async fn ensure_objects(stack: &Stack<'_>) -> Result<Vec<String>> {
+    let (engine, project) = (stack.engine, stack.project);
+    let mut changes = Vec::new();
+    for key in project.used_networks() {
+        let internal = project.file.networks.get(&key).is_some_and(|n| n.internal);
+        let name = project.network_name(&key);
+        if engine.ensure_overlay(&name, &project.name, internal).await? {
+            changes.push(format!(
+                "created overlay network {name}{}",
+                if internal { " (internal)" } else { "" }
+            ));
+        }
+    }
+    let mut created = (0, 0);
+    for object in wanted_objects(project)?.values() {
+        if engine.create_file_object(object, &project.name).await? {
+            match object.kind {
+                FileKind::Config => created.0 += 1,
+                FileKind::Secret => created.1 += 1,
+            }
+        }
+    }
+    if created != (0, 0) {
+        changes.push(format!(
+            "created {} swarm configs and {} swarm secrets",
+            created.0, created.1
+        ));
+    }
+    Ok(changes)
+}
+
+/// Every config and secret of the active services, by name.
+fn wanted_objects(project: &Project) -> Result<BTreeMap<String, FileObject>> {
+    let mut objects = BTreeMap::new();
+    for service in project.active_services() {
+        for object in swarm::plan(project, &service, None)?.files {
+            objects.insert(object.name.clone(), object);
+        }
+    }
+    Ok(objects)
+}
+
+/// Removes the stack's configs and secrets that no current file wants and no service uses.
+async fn prune_objects(engine: &Engine, project: &Project) -> Result<usize> {
+    let wanted = wanted_objects(project)?;
+    let mut removed = 0;
+    for kind in [FileKind::Config, FileKind::Secret] {
+        for (name, id) in engine.file_objects(kind, &project.name).await? {
+            if !wanted.contains_key(&name) && engine.remove_file_object(kind, &id).await? {
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+async fn object_ids(engine: &Engine, project: &str) -> Result<HashMap<String, String>> {
+    let mut ids = HashMap::new();
+    for kind in [FileKind::Config, FileKind::Secret] {
+        ids.extend(engine.file_objects(kind, project).await?);
+    }
+    Ok(ids)
+}
+
+async fn require_data_node(engine: &Engine) -> Result<NodeInfo> {
+    let nodes = engine.nodes().await?;
+    nodes
+        .into_iter()
+        .find(|n| n.labels.contains_key(DATA_NODE_LABEL))
+        .ok_or_else(|| {
+            CtlError::usage("no node of this swarm is the data node")
+                .hint("run `pricescan-ctl setup --target swarm --data-node NODE`")
+        })
+}
+
+pub async fn start(
+    stack: &Stack<'_>,
+    selected: &[String],
+    no_wait: bool,
+    timeout: Duration,
+) -> Result<ExitStatus> {
+    let (engine, project, printer) = (stack.engine, stack.project, stack.printer);
+    engine.require_manager().await?;
+    require_data_node(engine).await?;
+    for change in ensure_objects(stack).await? {
+        printer.info(&change);
+    }
+    let ids = object_ids(engine, &project.name).await?;
+    let current: HashMap<String, ServiceInfo> = engine
+        .stack_services(&project.name)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let mut plans = Vec::new();
+    for service in selected {
+        for warning in swarm::ignored_keys(project, service) {
+            printer.warn(&warning);
+        }
+        let name = swarm::service_name(&project.name, service);
+        // A running service keeps the replicas it was scaled to; a stopped one gets the file's.
+        let kept = current.get(&name).map(|s| s.replicas).filter(|r| *r > 0);
+        plans.push(swarm::plan(project, service, kept)?);
+    }
+    let board = printer.service_board(selected);
+    for plan in &plans {
+        let created = engine.apply_service(plan, &ids).await?;
+        board.update(&plan.service, if created { "created" } else { "updated" });
+    }
+    let removed = prune_objects(engine, project).await?;
+    if removed > 0 {
+        printer.info(&format!(
+            "removed {removed} configs and secrets that no service uses"
+        ));
+    }
+    if no_wait {
+        plans.iter().for_each(|p| board.done(&p.service, true, "applied"));
+        return Ok(ExitStatus::Success);
+    }
+    let wanted: Vec<(String, String, u64)> = plans
+        .iter()
+        .map(|p| (p.service.clone(), p.name.clone(), p.replicas))
+        .collect();
+    wait_running(stack, &board, &wanted, timeout).await
+}
+
+pub async fn stop(stack: &Stack<'_>, selected: &[String], _grace: Option<Duration>) -> Result<ExitStatus> {
+    let engine = stack.engine;
+    engine.require_manager().await?;
+    let existing = engine.stack_services(&stack.project.name).await?;
+    let board = stack.printer.service_board(selected);
+    let mut wanted = Vec::new();
+    for service in selected {
+        let name = swarm::service_name(&stack.project.name, service);
+        if !existing.iter().any(|s| s.name == name) {
+            board.done(service, true, "not created");
+            continue;
+        }
+        // Replicas 0 keeps the spec, volumes, secrets and configs; the grace period is the
+        // service's own stop_grace_period.
+        engine
+            .scale_service(&swarm::plan(stack.project, service, None)?, 0)
+            .await?;
+        board.update(service, "stopping");
+        wanted.push((service.clone(), name, 0));
+    }
+    wait_running(stack, &board, &wanted, Duration::from_secs(300)).await
+}
+
+pub async fn scale(
+    stack: &Stack<'_>,
+    wanted: &[(String, u64)],
+    force: bool,
+    timeout: Duration,
+) -> Result<ExitStatus> {
+    let engine = stack.engine;
+    engine.require_manager().await?;
+    let existing = engine.stack_services(&stack.project.name).await?;
+    let mut targets = Vec::new();
+    for (service, replicas) in wanted {
+        if DATA_SERVICES.contains(&service.as_str()) && *replicas > 1 {
+            return Err(
+                CtlError::usage(format!("{service} cannot run more than one task"))
+                    .hint("its data is a volume on the data node; two tasks would share or split it"),
+            );
+        }
+        if service != API_SERVICE && !force {
+            return Err(CtlError::usage(format!("scaling {service} needs --force"))
+                .hint("the API is the service meant to scale; others assume one task"));
+        }
+        let name = swarm::service_name(&stack.project.name, service);
+        if !existing.iter().any(|s| s.name == name) {
+            return Err(CtlError::usage(format!("service {name} does not exist"))
+                .hint("run `pricescan-ctl start` first"));
+        }
+        targets.push((service.clone(), name, *replicas));
+    }
+    let board = stack
+        .printer
+        .service_board(&targets.iter().map(|t| t.0.clone()).collect::<Vec<_>>());
+    for (service, _, replicas) in &targets {
+        engine
+            .scale_service(&swarm::plan(stack.project, service, None)?, *replicas)
+            .await?;
+        board.update(service, &format!("scaling to {replicas}"));
+    }
+    wait_running(stack, &board, &targets, timeout).await
+}
+
+/// Running tasks of `service_id` (the engine reports a task with a health check as running
+/// only once it is healthy).
+fn running(tasks: &[TaskInfo], service_id: &str) -> usize {
+    tasks
+        .iter()
+        .filter(|t| t.service_id == service_id && t.state == "running" && t.desired_state == "running")
+        .count()
+}
+
+/// Waits until each (service, name, replicas) runs exactly that many tasks and its update,
+/// if any, completed, with one live line per service. A paused or rolled-back update fails
+/// at once with the engine's reason; a timeout names the last task error of each service.
+async fn wait_running(
+    stack: &Stack<'_>,
+    board: &ServiceBoard,
+    wanted: &[(String, String, u64)],
+    timeout: Duration,
+) -> Result<ExitStatus> {
+    let started = Instant::now();
+    // An update that ended badly before this command is history, not this command's failure.
+    let since = chrono::Utc::now() - chrono::Duration::seconds(2);
+    let mut pending: Vec<&(String, String, u64)> = wanted.iter().collect();
+    loop {
+        let services = stack.engine.stack_services(&stack.project.name).await?;
+        let tasks = stack.engine.stack_tasks(&stack.project.name).await?;
+        let mut stuck = Vec::new();
+        pending.retain(|entry| {
+            let (service, name, replicas) = entry;
+            let Some(info) = services.iter().find(|s| &s.name == name) else {
+                return true;
+            };
+            let up = running(&tasks, &info.id) as u64;
+            match info.update_state.as_deref() {
+                Some("updating") | Some("rollback_started") => {
+                    board.update(service, &format!("updating: {up}/{replicas} tasks running"));
+                    return true;
+                }
+                Some(state @ ("paused" | "rollback_paused" | "rollback_completed"))
+                    if began_since(info, since) =>
+                {
+                    let why = info.update_message.clone().unwrap_or_default();
+                    board.done(service, false, &format!("update {state}: {why}"));
+                    stuck.push(format!("{service}: update {state}: {why}"));
+                    return false;
+                }
+                _ => {}
+            }
+            if up == *replicas {
+                let what = match replicas {
+                    0 => "stopped".to_string(),
+                    n => format!("{n}/{n} tasks running"),
+                };
+                board.done(
+                    service,
+                    true,
+                    &format!("{what} ({:.1}s)", started.elapsed().as_secs_f64()),
+                );
+                return false;
+            }
+            board.update(service, &format!("{up}/{replicas} tasks running"));
+            true
+        });
+        if !stuck.is_empty() {
+            let error = stuck
+                .iter()
+                .fold(CtlError::failure("a service update did not complete"), |e, s| {
+                    e.cause(s)
+                });
+            return Err(error.hint("`docker service ps --no-trunc NAME` shows why; `docker service update --rollback NAME` goes back"));
+        }
+        if pending.is_empty() {
+            return Ok(ExitStatus::Success);
+        }
+        if started.elapsed() > timeout {
+            return Err(short_services(&services, &tasks, &pending, board, timeout));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn began_since(info: &ServiceInfo, since: chrono::DateTime<chrono::Utc>) -> bool {
+    info.update_started
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .is_some_and(|t| t >= since)
+}
+
+fn short_services(
+    services: &[ServiceInfo],
+    tasks: &[TaskInfo],
+    pending: &[&(String, String, u64)],
+    board: &ServiceBoard,
+    timeout: Duration,
+) -> CtlError {
+    let mut error = CtlError::failure(format!(
+        "{} did not reach the desired task count within {}",
+        pending
+            .iter()
+            .map(|p| p.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        humantime::format_duration(timeout)
+    ));
+    for (service, name, _) in pending {
+        let id = services
+            .iter()
+            .find(|s| &s.name == name)
+            .map(|s| s.id.as_str())
+            .unwrap_or("");
+        let last = tasks
+            .iter()
+            .filter(|t| t.service_id == id)
+            .max_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        let why = last
+            .map(|t| {
+                format!(
+                    "{}: {}",
+                    t.state,
+                    t.error.clone().unwrap_or_else(|| t.message.clone())
+                )
+            })
+            .unwrap_or_else(|| {
+                "no task was scheduled (placement constraints, or no node has the image)".into()
+            });
+        board.done(service, false, &why);
+        error = error.cause(format!("{service}: {why}"));
+    }
+    error.hint("`docker service ps --no-trunc NAME` on a manager shows every task's history")
+}
+
+/// The plan of one service, for callers outside this module (the API's image in deploys).
+pub fn plan(project: &Project, service: &str) -> Result<ServicePlan> {
+    Ok(swarm::plan(project, service, None)?)
+}

@@ -1,0 +1,210 @@
+//! `status` on the swarm target: replicas per service, each task with its node and health,
+//! the nodes that are down or drained, and `/health` through Nginx's published port.
+
+use super::super::target::Stack;
+use crate::engine::{NodeInfo, TaskInfo};
+use crate::error::Result;
+use crate::stack::swarm::{self, DATA_NODE_LABEL, EDGE_SERVICE};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SwarmStatus {
+    pub project: String,
+    pub target: &'static str,
+    pub healthy: bool,
+    pub services: Vec<ServiceState>,
+    pub nodes: Vec<NodeState>,
+    pub endpoints: Vec<Probe>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceState {
+    pub service: String,
+    pub name: String,
+    pub image: String,
+    pub replicas: Replicas,
+    pub update_state: Option<String>,
+    pub tasks: Vec<TaskState>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Replicas {
+    pub running: u64,
+    pub desired: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskState {
+    pub id: String,
+    pub slot: Option<u64>,
+    pub node_id: String,
+    pub node: String,
+    pub state: String,
+    /// healthy (running with a health check), starting, none (no health check), or the state.
+    pub health: String,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeState {
+    pub id: String,
+    pub hostname: String,
+    /// ready or down (as the manager sees it).
+    pub state: String,
+    pub availability: String,
+    pub role: String,
+    pub addr: String,
+    pub data: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Probe {
+    pub name: String,
+    pub url: String,
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: f64,
+}
+
+pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStatus> {
+    let engine = stack.engine;
+    engine.require_manager().await?;
+    let (services, tasks, nodes) = tokio::try_join!(
+        engine.stack_services(&stack.project.name),
+        engine.stack_tasks(&stack.project.name),
+        engine.nodes()
+    )?;
+    let hostname = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.hostname.clone())
+            .unwrap_or_default()
+    };
+    let mut states = Vec::new();
+    for service in selected {
+        let name = swarm::service_name(&stack.project.name, service);
+        let info = services.iter().find(|s| s.name == name);
+        let checked = stack
+            .project
+            .service(service)
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| !h.disable);
+        let mine: Vec<&TaskInfo> = info
+            .map(|i| {
+                tasks
+                    .iter()
+                    .filter(|t| t.service_id == i.id && t.desired_state == "running")
+                    .collect()
+            })
+            .unwrap_or_default();
+        states.push(ServiceState {
+            service: service.clone(),
+            name,
+            image: info.map(|i| i.image.clone()).unwrap_or_default(),
+            replicas: Replicas {
+                running: mine.iter().filter(|t| t.state == "running").count() as u64,
+                desired: info.map_or(1, |i| i.replicas),
+            },
+            update_state: info.and_then(|i| i.update_state.clone()),
+            tasks: mine
+                .iter()
+                .map(|t| TaskState {
+                    id: t.id.clone(),
+                    slot: t.slot,
+                    node_id: t.node_id.clone(),
+                    node: hostname(&t.node_id),
+                    state: t.state.clone(),
+                    health: task_health(t, checked),
+                    error: t.error.clone(),
+                })
+                .collect(),
+        });
+    }
+    let nodes: Vec<NodeState> = nodes.iter().map(node_state).collect();
+    let endpoints = probe_edge(stack, &states, &nodes).await;
+    let data_down = nodes.iter().any(|n| n.data && n.state != "ready");
+    let healthy = !data_down
+        && states
+            .iter()
+            .all(|s| s.replicas.running == s.replicas.desired && s.replicas.desired > 0)
+        && endpoints.iter().all(|e| e.ok);
+    Ok(SwarmStatus {
+        project: stack.project.name.clone(),
+        target: "swarm",
+        healthy,
+        services: states,
+        nodes,
+        endpoints,
+    })
+}
+
+/// The engine reports a task with a health check as running only once it is healthy.
+fn task_health(t: &TaskInfo, checked: bool) -> String {
+    match (t.state.as_str(), checked) {
+        ("running", true) => "healthy".into(),
+        ("running", false) => "none".into(),
+        ("starting", _) => "starting".into(),
+        (other, _) => other.into(),
+    }
+}
+
+fn node_state(n: &NodeInfo) -> NodeState {
+    NodeState {
+        id: n.id.clone(),
+        hostname: n.hostname.clone(),
+        state: n.state.clone(),
+        availability: n.availability.clone(),
+        role: n.role.clone(),
+        addr: n.addr.clone(),
+        data: n.labels.contains_key(DATA_NODE_LABEL),
+    }
+}
+
+/// The API's `/health` through Nginx, at each node that runs an Nginx task, on the port it
+/// publishes: the path clients take.
+async fn probe_edge(stack: &Stack<'_>, states: &[ServiceState], nodes: &[NodeState]) -> Vec<Probe> {
+    let Some(edge) = states.iter().find(|s| s.service == EDGE_SERVICE) else {
+        return Vec::new();
+    };
+    let Ok(plan) = swarm::plan(stack.project, EDGE_SERVICE, None) else {
+        return Vec::new();
+    };
+    let Some(port) = plan.ports.iter().find(|p| p.target == 80) else {
+        return Vec::new();
+    };
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build();
+    let Ok(client) = client else { return Vec::new() };
+    let mut probes = Vec::new();
+    for task in edge.tasks.iter().filter(|t| t.state == "running") {
+        let Some(node) = nodes.iter().find(|n| n.id == task.node_id) else {
+            continue;
+        };
+        let url = format!("http://{}:{}/health", node.addr, port.published);
+        let started = Instant::now();
+        let answer = client.get(&url).send().await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        probes.push(match answer {
+            Ok(r) => Probe {
+                name: format!("api via nginx on {}", node.hostname),
+                url,
+                ok: r.status().is_success(),
+                status: Some(r.status().as_u16()),
+                error: None,
+                latency_ms,
+            },
+            Err(e) => Probe {
+                name: format!("api via nginx on {}", node.hostname),
+                url,
+                ok: false,
+                status: None,
+                error: Some(e.to_string()),
+                latency_ms,
+            },
+        });
+    }
+    probes
+}

@@ -1,0 +1,329 @@
+//! The swarm target against the three-node lab of tests/swarm/lab.sh (DESIGN §11): setup,
+//! start, scale, Nginx across nodes, a lost worker under load, stop, and the bad inputs.
+//! tests/run brings the lab up; this test waits for it and checks the effects with the
+//! docker CLI on the lab's manager.
+
+mod common;
+
+use common::{Run, TestProject, load_loop_at};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const LAB: &str = "/tmp/pslab";
+
+fn sock(node: u32) -> String {
+    format!("unix://{LAB}/n{node}/d.sock")
+}
+
+fn lab(node: u32, args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .arg("-H")
+        .arg(sock(node))
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn addr(node: u32) -> String {
+    format!("10.231.0.{}", 10 + node)
+}
+
+/// Waits for tests/run's `lab.sh up` (started beside the build) to finish.
+fn wait_for_lab() {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !std::path::Path::new(&format!("{LAB}/ready")).exists() {
+        assert!(
+            !std::path::Path::new("/tmp/pslab.failed").exists(),
+            "the swarm lab failed to come up: see /tmp/pslab.log"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the swarm lab is not up: tests/run starts it (tests/swarm/lab.sh up); see /tmp/pslab.log"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn node_id(node: u32) -> String {
+    lab(node, &["info", "--format", "{{.Swarm.NodeID}}"])
+}
+
+/// The node IDs of a service's running tasks.
+fn task_nodes(service: &str) -> Vec<String> {
+    let ids = lab(
+        1,
+        &[
+            "service",
+            "ps",
+            "-q",
+            "--filter",
+            "desired-state=running",
+            service,
+        ],
+    );
+    ids.lines()
+        .map(|t| lab(1, &["inspect", "--format", "{{.NodeID}} {{.Status.State}}", t]))
+        .filter(|l| l.ends_with(" running"))
+        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn http_ok(host: &str, port: u16, path: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect((host, port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}
+
+/// Removes the project's services, then its configs, secrets and networks, from the lab.
+struct LabProject(String);
+
+impl Drop for LabProject {
+    fn drop(&mut self) {
+        let label = format!("label=com.docker.stack.namespace={}", self.0);
+        for kind in ["service", "config", "secret", "network"] {
+            let ids = lab(1, &[kind, "ls", "-q", "--filter", &label]);
+            if !ids.is_empty() {
+                let mut args = vec![kind, "rm"];
+                args.extend(ids.lines());
+                lab(1, &args);
+            }
+            if kind == "service" {
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        }
+    }
+}
+
+fn project(tag: &str) -> (TestProject, LabProject) {
+    let mut p = TestProject::new(tag);
+    p.set_env("COMPOSE_PROFILES", "");
+    p.set_env("DOCKER_HOST", &sock(1));
+    p.set_env("HTTP_PORT", &common::free_port().to_string());
+    p.set_env("HTTPS_PORT", &common::free_port().to_string());
+    let guard = LabProject(p.name.clone());
+    (p, guard)
+}
+
+fn assert_code(run: &Run, code: i32, needle: &str) {
+    assert_eq!(run.code, code, "{}", run.all());
+    assert!(run.all().contains(needle), "expected {needle:?}:\n{}", run.all());
+}
+
+#[test]
+fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
+    wait_for_lab();
+    let (p, _guard) = project("swarm");
+    let data = node_id(1);
+    p.ok(&[
+        "setup",
+        "--target",
+        "swarm",
+        "--data-node",
+        &data,
+        "--skip-images",
+    ]);
+    assert!(p.read(".env.prod").contains("STACK_TARGET=swarm"));
+    // Secrets are swarm secrets, never values in a service spec.
+    let secrets = lab(1, &["secret", "ls", "--format", "{{.Name}}"]);
+    assert!(secrets.contains(&format!("{}_DB_PASSWORD-", p.name)), "{secrets}");
+
+    let start = p.ok(&["start"]);
+    assert!(
+        start.stderr.contains("depends_on is ignored on swarm"),
+        "{}",
+        start.all()
+    );
+    let services = lab(
+        1,
+        &[
+            "service",
+            "ls",
+            "--format",
+            "{{.Name}}",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", p.name),
+        ],
+    );
+    for s in ["api", "mysql", "redis", "nginx"] {
+        assert!(
+            services.contains(&format!("{}_pricescan-{s}", p.name)),
+            "{services}"
+        );
+    }
+    let api = format!("{}_pricescan-api", p.name);
+    let spec = lab(1, &["service", "inspect", &api, "--format", "{{json .Spec}}"]);
+    for (key, value) in p.secrets().into_iter().filter(|(_, v)| v.len() >= 8) {
+        assert!(!spec.contains(&value), "the value of {key} is in the API's spec");
+    }
+    assert!(spec.contains("\"Mode\":\"dnsrr\""), "{spec}");
+    assert_eq!(
+        task_nodes(&format!("{}_pricescan-mysql", p.name)),
+        vec![data.clone()]
+    );
+
+    p.ok(&["scale", "api=3"]);
+    let api_nodes = task_nodes(&api);
+    assert_eq!(api_nodes.len(), 3, "{api_nodes:?}");
+    let mut distinct = api_nodes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 2, "3 API tasks on one node: {api_nodes:?}");
+
+    let nginx_node = task_nodes(&format!("{}_pricescan-nginx", p.name))[0].clone();
+    let nginx_at = (1..=3).find(|n| node_id(*n) == nginx_node).unwrap();
+    let port = p.port("HTTP_PORT");
+    assert!(
+        http_ok(&addr(nginx_at), port, "/health"),
+        "no /health through Nginx"
+    );
+
+    let status = common::json(&p.run(&["--json", "status"]));
+    let api_status = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == "pricescan-api")
+        .unwrap()
+        .clone();
+    assert_eq!(api_status["replicas"]["running"], 3, "{status:#}");
+    assert_eq!(api_status["replicas"]["desired"], 3, "{status:#}");
+    assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status:#}");
+
+    // A worker that runs an API task but neither Nginx nor the data is lost under load.
+    let victim = (2..=3)
+        .find(|n| node_id(*n) != nginx_node && api_nodes.contains(&node_id(*n)))
+        .expect("a worker with an API task and no Nginx");
+    let victim_id = node_id(victim);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_loop_at(&addr(nginx_at), port, "/api/version", 2, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    let lost = Command::new("bash")
+        .args(["tests/swarm/lab.sh", "lose", &victim.to_string()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(lost.success());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let down = loop {
+        let run = p.run(&["status"]);
+        if run.stdout.contains(&format!("({victim_id}) is down")) {
+            break run;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status never named the lost node:\n{}",
+            run.all()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert!(down.stdout.contains("vm"), "{}", down.all());
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, Ordering::Relaxed);
+    let r = load.join().unwrap();
+    assert!(r.ok > 20 && r.failed == 0, "{r:?}");
+    let json = common::json(&p.run(&["--json", "status"]));
+    let node = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == victim_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(node["state"], "down", "{json:#}");
+
+    // Stop leaves no task and keeps the secrets, configs and the data volume.
+    p.ok(&["stop"]);
+    let running = lab(
+        1,
+        &[
+            "service",
+            "ps",
+            "-q",
+            "--filter",
+            "desired-state=running",
+            &format!("{}_pricescan-mysql", p.name),
+            &api,
+        ],
+    );
+    assert!(running.is_empty(), "{running}");
+    assert!(lab(1, &["secret", "ls", "-q"]).lines().count() >= 5);
+    assert!(
+        !lab(
+            1,
+            &[
+                "config",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.stack.namespace={}", p.name)
+            ]
+        )
+        .is_empty()
+    );
+    let volumes = lab(1, &["volume", "ls", "--format", "{{.Name}}"]);
+    assert!(volumes.contains(&format!("{}_mysql-data", p.name)), "{volumes}");
+}
+
+#[test]
+fn bad_swarm_inputs_are_refused_with_exit_2() {
+    wait_for_lab();
+    let (p, _guard) = project("swarmbad");
+    assert_code(
+        &p.run(&[
+            "setup",
+            "--target",
+            "swarm",
+            "--data-node",
+            "nosuchnode",
+            "--skip-images",
+        ]),
+        2,
+        "no node of this swarm is nosuchnode",
+    );
+    // Hostnames repeat in the lab (every node is "vm"): the ID is required.
+    assert_code(
+        &p.run(&["setup", "--target", "swarm", "--data-node", "vm", "--skip-images"]),
+        2,
+        "names several nodes",
+    );
+    let mut worker = TestProject::new("swarmw");
+    worker.set_env("DOCKER_HOST", &sock(2));
+    assert_code(
+        &worker.run(&["setup", "--target", "swarm", "--skip-images"]),
+        2,
+        "is a swarm worker, not a manager",
+    );
+    // The host's own engine is in no swarm.
+    let local = TestProject::new("swarml");
+    assert_code(
+        &local.run(&["setup", "--target", "swarm", "--skip-images"]),
+        2,
+        "is not in a swarm",
+    );
+    p.ok(&[
+        "setup",
+        "--target",
+        "swarm",
+        "--data-node",
+        &node_id(1),
+        "--skip-images",
+    ]);
+    assert_code(&p.run(&["backup"]), 2, "does not run on the swarm target yet");
+    p.ok(&["start", "-s", "redis"]);
+    assert_code(&p.run(&["scale", "redis=2"]), 2, "cannot run more than one task");
+    assert_code(&p.run(&["scale", "nginx=2"]), 2, "needs --force");
+    assert_code(
+        &p.run(&["--target", "compose", "scale", "api=2"]),
+        2,
+        "scale needs the swarm target",
+    );
+}
