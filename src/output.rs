@@ -429,6 +429,8 @@ impl LogWriter {
 
     pub fn line(&mut self, service: &str, stamp: &str, text: &str) -> std::io::Result<()> {
         if self.prefix {
+            // A swarm task's label (`pricescan-api.2`) is longer than the service's name.
+            self.width = self.width.max(service.len());
             let w = self.width;
             match self.color {
                 true => write!(self.out, "\x1b[{}m{service:w$} |\x1b[0m ", Self::colour(service))?,

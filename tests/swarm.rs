@@ -121,7 +121,10 @@ fn assert_code(run: &Run, code: i32, needle: &str) {
 #[test]
 fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
     wait_for_lab();
-    let (p, _guard) = project("swarm");
+    let (mut p, _guard) = project("swarm");
+    p.set_env("COMPOSE_PROFILES", "monitoring");
+    // Nginx's proxy_read_timeout: how long a request stranded on a lost node waits.
+    p.set_env("GUNICORN_TIMEOUT", "10");
     let data = node_id(1);
     p.ok(&[
         "setup",
@@ -132,6 +135,9 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
         "--skip-images",
     ]);
     assert!(p.read(".env.prod").contains("STACK_TARGET=swarm"));
+    // Idempotent, and later commands need no flag.
+    let again = p.ok(&["setup", "--skip-images"]);
+    assert!(again.all().contains("nothing changed"), "{}", again.all());
     // Secrets are swarm secrets, never values in a service spec.
     let secrets = lab(1, &["secret", "ls", "--format", "{{.Name}}"]);
     assert!(secrets.contains(&format!("{}_DB_PASSWORD-", p.name)), "{secrets}");
@@ -153,7 +159,15 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
             &format!("label=com.docker.stack.namespace={}", p.name),
         ],
     );
-    for s in ["api", "mysql", "redis", "nginx"] {
+    for s in [
+        "api",
+        "mysql",
+        "redis",
+        "nginx",
+        "prometheus",
+        "grafana",
+        "alertmanager",
+    ] {
         assert!(
             services.contains(&format!("{}_pricescan-{s}", p.name)),
             "{services}"
@@ -186,6 +200,24 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
         "no /health through Nginx"
     );
 
+    // logs merges every task's lines, each labelled with its task slot.
+    for _ in 0..12 {
+        http_ok(&addr(nginx_at), port, "/api/version");
+    }
+    let logs = p.ok(&["logs", "-s", "api", "-n", "30"]);
+    for slot in 1..=3 {
+        assert!(
+            logs.stdout.contains(&format!("pricescan-api.{slot} |")),
+            "no line of task {slot}:\n{}",
+            logs.stdout
+        );
+    }
+    assert!(
+        logs.stdout.contains("GET /api/version"),
+        "no access log line:\n{}",
+        logs.stdout
+    );
+
     let status = common::json(&p.run(&["--json", "status"]));
     let api_status = status["services"]
         .as_array()
@@ -197,6 +229,27 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
     assert_eq!(api_status["replicas"]["running"], 3, "{status:#}");
     assert_eq!(api_status["replicas"]["desired"], 3, "{status:#}");
     assert_eq!(status["nodes"].as_array().unwrap().len(), 3, "{status:#}");
+    // The API publishes nothing on swarm: it is probed through Nginx's published port, and
+    // Prometheus, Grafana and Alertmanager from inside the overlay network.
+    let probes = status["endpoints"].as_array().unwrap();
+    assert!(probes.iter().all(|e| e["ok"] == true), "{status:#}");
+    let probed = |name: &str| {
+        probes
+            .iter()
+            .any(|e| e["name"].as_str().unwrap().starts_with(name))
+    };
+    assert!(probed("api via nginx"), "{status:#}");
+    for (name, url) in [
+        ("prometheus", "http://pricescan-prometheus:9090/-/healthy"),
+        ("grafana", "http://pricescan-grafana:3000/api/health"),
+        ("alertmanager", "http://pricescan-alertmanager:9093/-/healthy"),
+    ] {
+        assert!(
+            probes.iter().any(|e| e["name"] == name && e["url"] == url),
+            "{status:#}"
+        );
+    }
+    assert_eq!(status["healthy"], true, "{status:#}");
 
     // A worker that runs an API task but neither Nginx nor the data is lost under load.
     let victim = (2..=3)
@@ -204,7 +257,10 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
         .expect("a worker with an API task and no Nginx");
     let victim_id = node_id(victim);
     let stop = Arc::new(AtomicBool::new(false));
-    let load = load_loop_at(&addr(nginx_at), port, "/api/version", 2, stop.clone());
+    // A request in flight on the lost node has no answer to wait for: Nginx gives up on it
+    // after proxy_read_timeout (GUNICORN_TIMEOUT, 10 s here) and retries it on a live task. The
+    // client waits that long: slow, but not lost.
+    let load = load_loop_at(&addr(nginx_at), port, "/api/version", 2, 30, stop.clone());
     std::thread::sleep(Duration::from_secs(2));
     let lost = Command::new("bash")
         .args(["tests/swarm/lab.sh", "lose", &victim.to_string()])

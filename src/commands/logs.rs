@@ -4,10 +4,10 @@
 
 use super::Context;
 use crate::cli::LogsArgs;
-use crate::engine::{ContainerInfo, Engine, LogQuery};
+use crate::engine::{Engine, LogQuery, LogSource};
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::converge::current_container;
 use crate::ops::loglines::{Assembler, LogLine};
+use crate::ops::target::{TargetKind, log_sources};
 use crate::output::LogWriter;
 use futures_util::StreamExt;
 use regex::Regex;
@@ -54,7 +54,7 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
             .transpose()?,
     };
     let engine = ctx.engine().await?;
-    let containers = engine.project_containers(&project.name).await?;
+    let kind = ctx.stack(&engine, &project)?.kind;
     let mut writer = ctx
         .printer
         .log_writer(&services, !args.no_prefix, args.timestamps);
@@ -65,7 +65,7 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
                 for service in &services {
                     let (engine, tx, q) = (engine.clone(), tx.clone(), query.clone());
                     let (project_name, service) = (project.name.clone(), service.clone());
-                    tokio::spawn(async move { follow(engine, project_name, service, q, tx).await });
+                    tokio::spawn(async move { follow(engine, project_name, kind, service, q, tx).await });
                 }
                 drop(tx);
                 write_all(rx, &mut writer, grep.as_ref()).await
@@ -73,7 +73,7 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
             false => {
                 merged(
                     &engine,
-                    &containers,
+                    (&project.name, kind),
                     &services,
                     &query,
                     &mut writer,
@@ -123,7 +123,7 @@ fn emit(writer: &mut LogWriter, grep: Option<&Regex>, service: &str, line: &LogL
 /// Streams one container into `tx`, skipping lines at or before `after` (nanos).
 async fn pump(
     engine: &Engine,
-    id: &str,
+    source: &LogSource,
     query: &LogQuery,
     after: i64,
     service: &str,
@@ -132,7 +132,7 @@ async fn pump(
     let service: Arc<str> = Arc::from(service);
     let mut last = after;
     let mut assembler = Assembler::default();
-    let mut stream = std::pin::pin!(engine.log_chunks(id, query).ready_chunks(BATCH));
+    let mut stream = std::pin::pin!(engine.source_log_chunks(source, query).ready_chunks(BATCH));
     let mut batch = Vec::new();
     while let Some(chunks) = stream.next().await {
         for chunk in chunks {
@@ -160,10 +160,11 @@ async fn pump(
     Ok(last)
 }
 
-/// Without --follow: each container's lines in its own channel, merged by time.
+/// Without --follow: each source's lines (a container, or every task of a swarm service)
+/// in its own channel, merged by time.
 async fn merged(
     engine: &Engine,
-    containers: &[ContainerInfo],
+    (project, kind): (&str, TargetKind),
     services: &[String],
     query: &LogQuery,
     writer: &mut LogWriter,
@@ -171,13 +172,13 @@ async fn merged(
 ) -> Result<()> {
     let mut sources = Vec::new();
     for service in services {
-        let Some(c) = current_container(containers, service) else {
-            continue;
-        };
-        let (tx, rx) = mpsc::channel(CHANNEL_LINES);
-        let (engine, id, q, s) = (engine.clone(), c.id.clone(), query.clone(), service.clone());
-        let task = tokio::spawn(async move { pump(&engine, &id, &q, i64::MIN, &s, &tx).await });
-        sources.push((rx, task));
+        for log in log_sources(engine, project, kind, service, false).await? {
+            let (tx, rx) = mpsc::channel(CHANNEL_LINES);
+            let (engine, q) = (engine.clone(), query.clone());
+            let task =
+                tokio::spawn(async move { pump(&engine, &log.source, &q, i64::MIN, &log.label, &tx).await });
+            sources.push((rx, task));
+        }
     }
     let mut heads: Vec<(Arc<str>, std::collections::VecDeque<LogLine>)> = Vec::with_capacity(sources.len());
     for (rx, _) in sources.iter_mut() {
@@ -258,24 +259,21 @@ struct Followed {
 async fn follow(
     engine: Engine,
     project: String,
+    kind: TargetKind,
     service: String,
     query: LogQuery,
     tx: mpsc::Sender<Item>,
 ) -> Result<()> {
-    let mut followed: HashMap<String, Followed> = HashMap::new();
+    let mut followed: HashMap<LogSource, Followed> = HashMap::new();
     let mut first = true;
     while !tx.is_closed() {
-        let containers = engine.project_containers(&project).await?;
-        let mut wanted: Vec<&ContainerInfo> = containers
-            .iter()
-            .filter(|c| c.service == service && c.is_running())
-            .collect();
-        if first {
+        let mut wanted = log_sources(&engine, &project, kind, &service, true).await?;
+        if first && wanted.is_empty() {
             // The current container even when stopped: its last lines are what one wants.
-            wanted.extend(current_container(&containers, &service).filter(|c| !c.is_running()));
+            wanted = log_sources(&engine, &project, kind, &service, false).await?;
         }
-        for c in wanted {
-            let (q, after) = match followed.get(&c.id) {
+        for log in wanted {
+            let (q, after) = match followed.get(&log.source) {
                 Some(f) if f.open.load(Ordering::Relaxed) => continue,
                 Some(f) => {
                     // Reattaching to a restarted container: from its last line on.
@@ -291,7 +289,7 @@ async fn follow(
                 }
                 None if first => (query.clone(), i64::MIN),
                 None => {
-                    let note = format!("now following {}", c.name);
+                    let note = format!("now following {}", log.name);
                     if tx.send(Item::Note(service.clone(), note)).await.is_err() {
                         return Ok(());
                     }
@@ -305,15 +303,15 @@ async fn follow(
                     )
                 }
             };
-            let f = followed.entry(c.id.clone()).or_insert_with(|| Followed {
+            let f = followed.entry(log.source.clone()).or_insert_with(|| Followed {
                 open: Arc::new(AtomicBool::new(true)),
                 last: Arc::new(AtomicI64::new(i64::MIN)),
             });
             f.open.store(true, Ordering::Relaxed);
             let (open, last) = (f.open.clone(), f.last.clone());
-            let (engine, id, service, tx) = (engine.clone(), c.id.clone(), service.clone(), tx.clone());
+            let (engine, tx) = (engine.clone(), tx.clone());
             tokio::spawn(async move {
-                let end = pump(&engine, &id, &q, after, &service, &tx)
+                let end = pump(&engine, &log.source, &q, after, &log.label, &tx)
                     .await
                     .unwrap_or(after);
                 last.store(end, Ordering::Relaxed);

@@ -111,7 +111,6 @@ pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
 fn compose_only(command: &Command) -> Option<&'static str> {
     match command {
         Command::Restart(_) => Some("restart"),
-        Command::Logs(_) => Some("logs"),
         Command::Monitor(_) => Some("monitor"),
         Command::Restore(_) => Some("restore"),
         Command::Deploy(_) => Some("deploy"),
@@ -129,7 +128,7 @@ impl Context {
             crate::ops::target::TargetKind::Swarm => Err(crate::error::CtlError::usage(format!(
                 "`{what}` does not run on the swarm target yet"
             ))
-            .hint("on swarm: setup, start, stop, scale and status; use the docker CLI on a manager for the rest (`docker service logs`)")),
+            .hint("on swarm: setup, start, stop, scale, status and logs; use the docker CLI on a manager for the rest (`docker service logs`)")),
             crate::ops::target::TargetKind::Compose => Ok(()),
         }
     }

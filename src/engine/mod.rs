@@ -19,7 +19,7 @@ pub use errors::engine_error;
 pub use lock::LockRecord;
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
-pub use streams::{Event, LogQuery, Output};
+pub use streams::{Event, LogQuery, LogSource, Output};
 pub use swarm::{NodeInfo, ServiceInfo, SwarmRole, TaskInfo};
 pub use transfer::ExecStream;
 

@@ -35,29 +35,68 @@ pub struct Event {
     pub service: String,
 }
 
+fn log_options(q: &LogQuery) -> bollard::query_parameters::LogsOptions {
+    let mut options = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .timestamps(true)
+        .follow(q.follow);
+    options = options.tail(&q.tail.map_or_else(|| "all".to_string(), |n| n.to_string()));
+    if let Some(since) = q.since {
+        options = options.since(since.clamp(0, i32::MAX as i64) as i32);
+    }
+    if let Some(until) = q.until {
+        options = options.until(until.clamp(0, i32::MAX as i64) as i32);
+    }
+    options.build()
+}
+
+fn chunk(
+    item: std::result::Result<LogOutput, bollard::errors::Error>,
+    what: &str,
+) -> Result<(Output, Bytes)> {
+    match item {
+        Ok(LogOutput::StdErr { message }) => Ok((Output::Stderr, message)),
+        Ok(other) => Ok((Output::Stdout, other.into_bytes())),
+        Err(e) => Err(engine_error(what, e)),
+    }
+}
+
+/// Where a log is read from: a container on this engine, or a swarm task on any node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LogSource {
+    Container(String),
+    Task(String),
+}
+
 impl Engine {
+    pub fn source_log_chunks(
+        &self,
+        source: &LogSource,
+        q: &LogQuery,
+    ) -> futures_util::stream::BoxStream<'static, Result<(Output, Bytes)>> {
+        match source {
+            LogSource::Container(id) => self.log_chunks(id, q).boxed(),
+            LogSource::Task(id) => self.task_log_chunks(id, q).boxed(),
+        }
+    }
+
     /// A container's log as raw chunks; a chunk may hold part of a line, or several.
     pub fn log_chunks(&self, id: &str, q: &LogQuery) -> impl Stream<Item = Result<(Output, Bytes)>> + use<> {
-        let mut options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .timestamps(true)
-            .follow(q.follow);
-        options = options.tail(&q.tail.map_or_else(|| "all".to_string(), |n| n.to_string()));
-        if let Some(since) = q.since {
-            options = options.since(since.clamp(0, i32::MAX as i64) as i32);
-        }
-        if let Some(until) = q.until {
-            options = options.until(until.clamp(0, i32::MAX as i64) as i32);
-        }
         let what = format!("cannot read the logs of {id}");
-        self.docker
-            .logs(id, Some(options.build()))
-            .map(move |item| match item {
-                Ok(LogOutput::StdErr { message }) => Ok((Output::Stderr, message)),
-                Ok(other) => Ok((Output::Stdout, other.into_bytes())),
-                Err(e) => Err(engine_error(&what, e)),
-            })
+        let stream = self.docker.logs(id, Some(log_options(q)));
+        stream.map(move |item| chunk(item, &what))
+    }
+
+    /// A swarm task's log, read through the manager from whichever node runs it.
+    pub fn task_log_chunks(
+        &self,
+        id: &str,
+        q: &LogQuery,
+    ) -> impl Stream<Item = Result<(Output, Bytes)>> + use<> {
+        let what = format!("cannot read the logs of task {id}");
+        let stream = self.docker.task_logs(id, Some(log_options(q)));
+        stream.map(move |item| chunk(item, &what))
     }
 
     /// Stats pushed by the engine once a second, for as long as the container runs.

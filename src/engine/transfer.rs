@@ -374,3 +374,38 @@ impl Engine {
         })
     }
 }
+
+impl Engine {
+    /// Runs `script` (sh) in a one-off container of `image` attached to `network` (an
+    /// attachable overlay on swarm), and returns its exit code and output lines. The probes
+    /// of services that publish nothing go this way, from inside their network.
+    pub async fn run_attached(
+        &self,
+        project: &str,
+        image: &str,
+        network: &str,
+        script: &str,
+    ) -> Result<(i64, Vec<String>)> {
+        use bollard::models::{ContainerCreateBody, HostConfig};
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["sh".into(), "-c".into(), script.to_string()]),
+            cmd: Some(Vec::new()),
+            host_config: Some(HostConfig {
+                network_mode: Some(network.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self.create_oneoff(project, "probe", body).await?;
+        let undo = self.remove_on_exit(&id, "probe");
+        let result = async {
+            self.start(&id).await?;
+            let code = self.wait_exit(&id).await?;
+            Ok((code, self.log_tail(&id, 64).await.unwrap_or_default()))
+        }
+        .await;
+        let _ = undo.run_now(&crate::output::Printer::silent()).await;
+        result
+    }
+}

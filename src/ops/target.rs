@@ -5,7 +5,7 @@
 
 use super::status::Resources;
 use super::{host, swarm};
-use crate::engine::Engine;
+use crate::engine::{Engine, LogSource};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::Printer;
 use crate::stack::Project;
@@ -117,5 +117,47 @@ impl Stack<'_> {
                 .hint("on one host the API runs one container that deploy and restart roll; see `setup --target swarm`")),
             TargetKind::Swarm => swarm::scale(self, wanted, force, timeout).await,
         }
+    }
+}
+
+/// One log to read: where from, the prefix its lines get (the service; on swarm the
+/// service and task slot, so every task's lines are told apart), and its name for notes.
+pub struct LogTarget {
+    pub source: LogSource,
+    pub label: String,
+    pub name: String,
+}
+
+/// The log sources of `service`: with `all_running`, every running container or task (a
+/// follower wants each); without, the one a reader means (the current container, or every
+/// task of the service). When nothing runs, the latest one, whose last lines are wanted.
+pub async fn log_sources(
+    engine: &Engine,
+    project: &str,
+    kind: TargetKind,
+    service: &str,
+    all_running: bool,
+) -> Result<Vec<LogTarget>> {
+    match kind {
+        TargetKind::Compose => {
+            let containers = engine.project_containers(project).await?;
+            let current = super::converge::current_container(&containers, service);
+            let running = containers
+                .iter()
+                .filter(|c| c.service == service && c.is_running());
+            let chosen: Vec<_> = match all_running {
+                true => running.collect(),
+                false => current.into_iter().collect(),
+            };
+            Ok(chosen
+                .into_iter()
+                .map(|c| LogTarget {
+                    source: LogSource::Container(c.id.clone()),
+                    label: service.to_string(),
+                    name: c.name.clone(),
+                })
+                .collect())
+        }
+        TargetKind::Swarm => swarm::log_sources(engine, project, service).await,
     }
 }

@@ -450,6 +450,100 @@ fn object_name(project: &str, what: &str, content: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stack::Environment;
+
+    /// The embedded compose file with a full .env.prod, its files in a temporary directory.
+    fn project(dir: &Path) -> Project {
+        let env = "SECRET_KEY=s3cretkey-aaaaaaaa\nJWT_SECRET_KEY=jwtkey-bbbbbbbbbb\n\
+                   DB_PASSWORD=dbpass-cccccccccc\nMYSQL_ROOT_PASSWORD=rootpass-dddddddd\n\
+                   REDIS_PASSWORD=redispass-eeeeeeee\nGRAFANA_ADMIN_PASSWORD=grafana-ffffffff\n\
+                   COMPOSE_PROFILES=\n";
+        std::fs::create_dir_all(dir.join("config/redis")).unwrap();
+        std::fs::write(
+            dir.join("config/redis/redis.conf"),
+            "requirepass redispass-eeeeeeee\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.join("config/nginx")).unwrap();
+        std::fs::write(
+            dir.join("config/nginx/upstream.inc"),
+            "upstream pricescan_api {}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("config/nginx/proxy.inc"),
+            "proxy_pass http://pricescan_api;\n",
+        )
+        .unwrap();
+        let env = Environment::parse(&dir.join(".env.prod"), env).unwrap();
+        let compose = crate::stack::embedded::COMPOSE;
+        Project::from_text(
+            compose,
+            dir.join("c.yml"),
+            true,
+            dir.to_path_buf(),
+            env,
+            Some("shop"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn secrets_travel_as_files_and_the_data_stays_on_the_data_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = project(dir.path());
+        let api = plan(&p, "pricescan-api", Some(3)).unwrap();
+        assert_eq!(api.name, "shop_pricescan-api");
+        assert_eq!(api.replicas, 3);
+        assert!(
+            api.env
+                .contains(&"DB_PASSWORD_FILE=/run/secrets/DB_PASSWORD".to_string()),
+            "{:?}",
+            api.env
+        );
+        assert!(!api.env.iter().any(|e| e.contains("dbpass-")), "{:?}", api.env);
+        assert!(
+            api.files
+                .iter()
+                .any(|f| f.kind == FileKind::Secret && f.target == "DB_PASSWORD")
+        );
+        assert!(api.ports.is_empty(), "the API publishes nothing on swarm");
+        assert_eq!(api.update.order.as_deref(), Some("start-first"));
+        assert_eq!(api.update.failure_action.as_deref(), Some("rollback"));
+        let mysql = plan(&p, "pricescan-mysql", Some(3)).unwrap();
+        assert_eq!(mysql.replicas, 1, "MySQL never runs two tasks");
+        assert!(
+            mysql
+                .constraints
+                .contains(&"node.labels.io.pricescan.data==true".to_string())
+        );
+        assert_eq!(mysql.volumes[0].source, "shop_mysql-data");
+        let redis = plan(&p, "pricescan-redis", None).unwrap();
+        let conf = redis
+            .files
+            .iter()
+            .find(|f| f.target.ends_with("redis.conf"))
+            .unwrap();
+        assert_eq!(
+            conf.kind,
+            FileKind::Secret,
+            "a file holding a secret is a swarm secret"
+        );
+        let nginx = plan(&p, EDGE_SERVICE, None).unwrap();
+        let published: Vec<u16> = nginx.ports.iter().map(|p| p.target).collect();
+        assert_eq!(published, vec![80, 443], "no loopback port on swarm");
+        let upstream = nginx
+            .files
+            .iter()
+            .find(|f| f.target.ends_with("upstream.inc"))
+            .unwrap();
+        assert_eq!(upstream.data, SWARM_UPSTREAM.as_bytes());
+        assert!(
+            ignored_keys(&p, EDGE_SERVICE)
+                .iter()
+                .any(|w| w.contains("depends_on"))
+        );
+    }
 
     #[test]
     fn object_names_fit_and_follow_content() {

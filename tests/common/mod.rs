@@ -311,6 +311,8 @@ pub struct LoadResult {
     /// When each failure happened (Unix seconds) and what came back, for the assertion's
     /// message: a lost request is placed against the command's own timed lines.
     pub failures: Vec<String>,
+    /// The slowest answer that counted as ok, in milliseconds.
+    pub slowest_ms: u64,
 }
 
 /// Sends GET `path` to 127.0.0.1:`port` from `workers` threads until `stop` is set (or 120 s
@@ -321,15 +323,17 @@ pub fn load_loop(
     workers: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<LoadResult> {
-    load_loop_at("127.0.0.1", port, path, workers, stop)
+    load_loop_at("127.0.0.1", port, path, workers, 10, stop)
 }
 
 /// `load_loop` against `host`: 127.0.0.1, or an address of a namespace the tests created.
+/// A request is failed when no answer came within `patience` seconds.
 pub fn load_loop_at(
     host: &str,
     port: u16,
     path: &'static str,
     workers: usize,
+    patience: u64,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> std::thread::JoinHandle<LoadResult> {
     use std::io::{Read, Write};
@@ -343,9 +347,10 @@ pub fn load_loop_at(
                 std::thread::spawn(move || {
                     let mut r = LoadResult::default();
                     while !stop.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                        let sent = std::time::Instant::now();
                         let answer = (|| -> std::io::Result<String> {
                             let mut s = std::net::TcpStream::connect((host.as_str(), port))?;
-                            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+                            s.set_read_timeout(Some(std::time::Duration::from_secs(patience)))?;
                             write!(
                                 s,
                                 "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
@@ -355,7 +360,10 @@ pub fn load_loop_at(
                             Ok(buf)
                         })();
                         match answer {
-                            Ok(buf) if buf.starts_with("HTTP/1.1 200") => r.ok += 1,
+                            Ok(buf) if buf.starts_with("HTTP/1.1 200") => {
+                                r.ok += 1;
+                                r.slowest_ms = r.slowest_ms.max(sent.elapsed().as_millis() as u64);
+                            }
                             other => {
                                 r.failed += 1;
                                 let what = match other {
@@ -381,6 +389,7 @@ pub fn load_loop_at(
                 a.ok += b.ok;
                 a.failed += b.failed;
                 a.failures.extend(b.failures);
+                a.slowest_ms = a.slowest_ms.max(b.slowest_ms);
                 a
             })
     })

@@ -4,8 +4,8 @@
 
 pub mod status;
 
-use super::target::{Prepare, Stack};
-use crate::engine::{Engine, NodeInfo, ServiceInfo, TaskInfo};
+use super::target::{LogTarget, Prepare, Stack};
+use crate::engine::{Engine, LogSource, NodeInfo, ServiceInfo, TaskInfo};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::ServiceBoard;
 use crate::stack::Project;
@@ -400,4 +400,37 @@ fn short_services(
 /// The plan of one service, for callers outside this module (the API's image in deploys).
 pub fn plan(project: &Project, service: &str) -> Result<ServicePlan> {
     Ok(swarm::plan(project, service, None)?)
+}
+
+/// Tasks of `service` meant to run, each a log source named `<service>.<slot>`; when none
+/// is, the latest task.
+pub async fn log_sources(engine: &Engine, project: &str, service: &str) -> Result<Vec<LogTarget>> {
+    let name = swarm::service_name(project, service);
+    let services = engine.stack_services(project).await?;
+    let Some(id) = services.iter().find(|s| s.name == name).map(|s| s.id.clone()) else {
+        return Ok(Vec::new());
+    };
+    let tasks: Vec<TaskInfo> = engine
+        .stack_tasks(project)
+        .await?
+        .into_iter()
+        .filter(|t| t.service_id == id)
+        .collect();
+    let live: Vec<&TaskInfo> = tasks.iter().filter(|t| t.desired_state == "running").collect();
+    let chosen = match live.is_empty() {
+        false => live,
+        true => tasks
+            .iter()
+            .max_by(|a, b| a.timestamp.cmp(&b.timestamp))
+            .into_iter()
+            .collect(),
+    };
+    Ok(chosen
+        .into_iter()
+        .map(|t| LogTarget {
+            source: LogSource::Task(t.id.clone()),
+            label: format!("{service}.{}", t.slot.unwrap_or(0)),
+            name: format!("{name}.{}", t.slot.unwrap_or(0)),
+        })
+        .collect())
 }

@@ -44,6 +44,8 @@ pub struct TaskState {
     /// healthy (running with a health check), starting, none (no health check), or the state.
     pub health: String,
     pub error: Option<String>,
+    #[serde(skip)]
+    pub container_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,12 +122,15 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
                     state: t.state.clone(),
                     health: task_health(t, checked),
                     error: t.error.clone(),
+                    container_id: t.container_id.clone(),
                 })
                 .collect(),
         });
     }
     let nodes: Vec<NodeState> = nodes.iter().map(node_state).collect();
-    let endpoints = probe_edge(stack, &states, &nodes).await;
+    let (mut endpoints, inside) =
+        tokio::join!(probe_edge(stack, &states, &nodes), probe_inside(stack, &states));
+    endpoints.extend(inside);
     let data_down = nodes.iter().any(|n| n.data && n.state != "ready");
     let healthy = !data_down
         && states
@@ -161,6 +166,115 @@ fn node_state(n: &NodeInfo) -> NodeState {
         role: n.role.clone(),
         addr: n.addr.clone(),
         data: n.labels.contains_key(DATA_NODE_LABEL),
+    }
+}
+
+/// Services that publish nothing on swarm, probed from a one-off container on the
+/// manager attached to Nginx's overlay network (attachable for this).
+/// (The API is probed through Nginx's published port, the path clients take.)
+const INSIDE: [(&str, &str, u16, &str); 3] = [
+    ("prometheus", "pricescan-prometheus", 9090, "/-/healthy"),
+    ("grafana", "pricescan-grafana", 3000, "/api/health"),
+    ("alertmanager", "pricescan-alertmanager", 9093, "/-/healthy"),
+];
+
+async fn probe_inside(stack: &Stack<'_>, states: &[ServiceState]) -> Vec<Probe> {
+    let running = |service: &str| {
+        states
+            .iter()
+            .any(|s| s.service == service && s.replicas.running > 0)
+    };
+    let wanted: Vec<(&str, String)> = INSIDE
+        .iter()
+        .filter(|(_, service, _, _)| running(service))
+        .map(|(name, service, port, path)| (*name, format!("http://{service}:{port}{path}")))
+        .collect();
+    let Ok(edge) = swarm::plan(stack.project, EDGE_SERVICE, None) else {
+        return Vec::new();
+    };
+    let Some((network, _)) = edge.networks.first() else {
+        return Vec::new();
+    };
+    if wanted.is_empty() || !running(EDGE_SERVICE) {
+        return Vec::new();
+    }
+    let script: String = wanted
+        .iter()
+        .map(|(name, url)| {
+            format!("printf '{name} '; curl -s -o /dev/null -w '%{{http_code}} %{{time_total}}\\n' --max-time 3 {url} || echo; ")
+        })
+        .collect();
+    let run = run_inside(stack, states, &edge.image, network, &script).await;
+    let lines = match run {
+        Ok((_, lines)) => lines,
+        Err(e) => {
+            return wanted
+                .iter()
+                .map(|(name, url)| failed(name, url, &e.what))
+                .collect();
+        }
+    };
+    wanted
+        .iter()
+        .map(|(name, url)| {
+            let answer = lines
+                .iter()
+                .find_map(|l| l.trim().strip_prefix(&format!("{name} ")));
+            let mut parts = answer.unwrap_or("").split_whitespace();
+            let status = parts
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .filter(|c| *c != 0);
+            let seconds: f64 = parts.next().and_then(|t| t.parse().ok()).unwrap_or(0.0);
+            match status {
+                Some(code) => Probe {
+                    name: name.to_string(),
+                    url: url.clone(),
+                    ok: (200..300).contains(&code),
+                    status: Some(code),
+                    error: None,
+                    latency_ms: seconds * 1000.0,
+                },
+                None => failed(name, url, "no answer from inside the overlay network"),
+            }
+        })
+        .collect()
+}
+
+/// In the Nginx task when it runs on this engine (an exec, milliseconds), else in a
+/// one-off container attached to the overlay network.
+async fn run_inside(
+    stack: &Stack<'_>,
+    states: &[ServiceState],
+    image: &str,
+    network: &str,
+    script: &str,
+) -> Result<(i64, Vec<String>)> {
+    let local = states
+        .iter()
+        .filter(|s| s.service == EDGE_SERVICE)
+        .flat_map(|s| s.tasks.iter())
+        .filter(|t| t.state == "running")
+        .filter_map(|t| t.container_id.as_deref());
+    for id in local {
+        if let Ok(out) = stack.engine.exec(id, &["sh", "-c", script]).await {
+            return Ok((out.exit_code, out.stdout.lines().map(str::to_string).collect()));
+        }
+    }
+    stack
+        .engine
+        .run_attached(&stack.project.name, image, network, script)
+        .await
+}
+
+fn failed(name: &str, url: &str, why: &str) -> Probe {
+    Probe {
+        name: name.to_string(),
+        url: url.to_string(),
+        ok: false,
+        status: None,
+        error: Some(why.to_string()),
+        latency_ms: 0.0,
     }
 }
 
