@@ -533,11 +533,14 @@ fn task_spec(
     }
 }
 
-fn container_spec(
+/// The service's secrets and configs, by name and id, each at its target path.
+fn file_refs(
     plan: &ServicePlan,
     file_ids: &HashMap<String, String>,
-    labels: HashMap<String, String>,
-) -> TaskSpecContainerSpec {
+) -> (
+    Vec<TaskSpecContainerSpecSecrets>,
+    Vec<TaskSpecContainerSpecConfigs>,
+) {
     let file = |name: &str| file_ids.get(name).cloned();
     let secrets = plan
         .files
@@ -570,8 +573,12 @@ fn container_spec(
             ..Default::default()
         })
         .collect();
-    let mounts = plan
-        .volumes
+    (secrets, configs)
+}
+
+/// Named volumes (labelled with the stack, created on the node that runs the task) and tmpfs.
+fn task_mounts(plan: &ServicePlan, namespace: &str) -> Vec<Mount> {
+    plan.volumes
         .iter()
         .map(|v| Mount {
             target: Some(v.target.clone()),
@@ -579,7 +586,7 @@ fn container_spec(
             typ: Some(DockerMount::VOLUME),
             read_only: Some(v.read_only),
             volume_options: Some(MountVolumeOptions {
-                labels: Some(namespace_labels(&labels[NAMESPACE_LABEL])),
+                labels: Some(namespace_labels(namespace)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -589,7 +596,16 @@ fn container_spec(
             typ: Some(DockerMount::TMPFS),
             ..Default::default()
         }))
-        .collect();
+        .collect()
+}
+
+fn container_spec(
+    plan: &ServicePlan,
+    file_ids: &HashMap<String, String>,
+    labels: HashMap<String, String>,
+) -> TaskSpecContainerSpec {
+    let (secrets, configs) = file_refs(plan, file_ids);
+    let mounts = task_mounts(plan, &labels[NAMESPACE_LABEL]);
     TaskSpecContainerSpec {
         image: Some(plan.image.clone()),
         labels: Some(labels),

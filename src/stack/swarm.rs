@@ -129,43 +129,14 @@ pub fn plan(project: &Project, service: &str, replicas: Option<u64>) -> Result<S
     let secret_vars = secret_variables(project);
     let mut files = Vec::new();
     let env = swarm_env(project, service, &secret_vars, &mut files)?;
-    let mut volumes = Vec::new();
-    let mut tmpfs = svc.tmpfs.clone();
-    for mount in &svc.volumes {
-        match (mount.kind, &mount.source) {
-            (MountType::Volume, Some(source)) => volumes.push(VolumeMount {
-                source: project.volume_name(source),
-                target: mount.target.clone(),
-                read_only: mount.read_only,
-            }),
-            (MountType::Volume, None) | (MountType::Tmpfs, _) => tmpfs.push(mount.target.clone()),
-            (MountType::Bind, Some(source)) => {
-                files.extend(mounted_files(project, source, &mount.target, &secret_vars)?)
-            }
-            (MountType::Bind, None) => {}
-        }
-    }
+    let (volumes, tmpfs) = mounts(project, service, &secret_vars, &mut files)?;
     let deploy = svc.deploy.clone().unwrap_or_default();
     let is_data = DATA_SERVICES.contains(&service);
     let mut constraints = deploy.placement.constraints.clone();
     if is_data {
         constraints.push(format!("node.labels.{DATA_NODE_LABEL}==true"));
     }
-    let ports = match service {
-        EDGE_SERVICE => svc
-            .ports
-            .iter()
-            .filter(|p| !p.host_ip.as_deref().is_some_and(is_loopback))
-            .filter_map(|p| {
-                p.published.map(|published| PublishedPort {
-                    published,
-                    target: p.target,
-                    protocol: p.protocol.clone(),
-                })
-            })
-            .collect(),
-        _ => Vec::new(),
-    };
+    let ports = published_ports(project, service);
     let mut labels = svc.labels.clone();
     labels.insert(NAMESPACE_LABEL.into(), project.name.clone());
     let limits = deploy.resources.limits.clone().unwrap_or_default();
@@ -214,6 +185,54 @@ pub fn plan(project: &Project, service: &str, replicas: Option<u64>) -> Result<S
         cap_drop: svc.cap_drop.clone(),
         logging: svc.logging.clone(),
     })
+}
+
+/// Named volumes as `<project>_<volume>` (created on the node that runs the task),
+/// anonymous ones as tmpfs, and bind-mounted files as configs or secrets into `files`.
+fn mounts(
+    project: &Project,
+    service: &str,
+    secret_vars: &BTreeMap<String, String>,
+    files: &mut Vec<FileObject>,
+) -> Result<(Vec<VolumeMount>, Vec<String>), ConfigError> {
+    let svc = project.service(service);
+    let mut volumes = Vec::new();
+    let mut tmpfs = svc.tmpfs.clone();
+    for mount in &svc.volumes {
+        match (mount.kind, &mount.source) {
+            (MountType::Volume, Some(source)) => volumes.push(VolumeMount {
+                source: project.volume_name(source),
+                target: mount.target.clone(),
+                read_only: mount.read_only,
+            }),
+            (MountType::Volume, None) | (MountType::Tmpfs, _) => tmpfs.push(mount.target.clone()),
+            (MountType::Bind, Some(source)) => {
+                files.extend(mounted_files(project, source, &mount.target, secret_vars)?)
+            }
+            (MountType::Bind, None) => {}
+        }
+    }
+    Ok((volumes, tmpfs))
+}
+
+/// Only Nginx publishes on swarm, and never on loopback (swarm cannot bind an address).
+fn published_ports(project: &Project, service: &str) -> Vec<PublishedPort> {
+    if service != EDGE_SERVICE {
+        return Vec::new();
+    }
+    project
+        .service(service)
+        .ports
+        .iter()
+        .filter(|p| !p.host_ip.as_deref().is_some_and(is_loopback))
+        .filter_map(|p| {
+            p.published.map(|published| PublishedPort {
+                published,
+                target: p.target,
+                protocol: p.protocol.clone(),
+            })
+        })
+        .collect()
 }
 
 fn is_loopback(ip: &str) -> bool {

@@ -9,7 +9,7 @@ use crate::engine::{Engine, LogSource, NodeInfo, ServiceInfo, TaskInfo};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::ServiceBoard;
 use crate::stack::Project;
-use crate::stack::swarm::{self, DATA_NODE_LABEL, DATA_SERVICES, FileKind, FileObject, ServicePlan};
+use crate::stack::swarm::{self, DATA_NODE_LABEL, DATA_SERVICES, FileKind, FileObject};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -395,11 +395,6 @@ fn short_services(
         error = error.cause(format!("{service}: {why}"));
     }
     error.hint("`docker service ps --no-trunc NAME` on a manager shows every task's history")
-}
-
-/// The plan of one service, for callers outside this module (the API's image in deploys).
-pub fn plan(project: &Project, service: &str) -> Result<ServicePlan> {
-    Ok(swarm::plan(project, service, None)?)
 }
 
 /// Tasks of `service` meant to run, each a log source named `<service>.<slot>`; when none
