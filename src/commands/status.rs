@@ -82,8 +82,9 @@ fn show_swarm(p: &Printer, r: &SwarmStatus) {
     p.info("");
     p.table(&["TASK", "NODE", "STATE", "HEALTH", "ERROR"], tasks);
     p.info("");
-    for n in &r.nodes {
-        let role = if n.data {
+    for state in &r.nodes {
+        let n = &state.node;
+        let role = if state.data {
             format!("{} (data node)", n.role)
         } else {
             n.role.clone()

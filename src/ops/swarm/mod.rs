@@ -34,7 +34,7 @@ pub async fn prepare(stack: &Stack<'_>, prepare: &Prepare<'_>) -> Result<Vec<Str
             data.hostname, data.id
         ));
     }
-    changes.extend(ensure_objects(stack).await?);
+    changes.extend(ensure_objects(stack, &wanted_objects(stack.project)?).await?);
     Ok(changes)
 }
 
@@ -78,7 +78,7 @@ fn choose_data_node<'a>(nodes: &'a [NodeInfo], wanted: Option<&str>) -> Result<&
 
 /// Overlay networks, then every config and secret the active services use; objects of an
 /// older content that no service uses any more are removed.
-async fn ensure_objects(stack: &Stack<'_>) -> Result<Vec<String>> {
+async fn ensure_objects(stack: &Stack<'_>, wanted: &BTreeMap<String, FileObject>) -> Result<Vec<String>> {
     let (engine, project) = (stack.engine, stack.project);
     let mut changes = Vec::new();
     for key in project.used_networks() {
@@ -92,7 +92,7 @@ async fn ensure_objects(stack: &Stack<'_>) -> Result<Vec<String>> {
         }
     }
     let mut created = (0, 0);
-    for object in wanted_objects(project)?.values() {
+    for object in wanted.values() {
         if engine.create_file_object(object, &project.name).await? {
             match object.kind {
                 FileKind::Config => created.0 += 1,
@@ -121,8 +121,11 @@ fn wanted_objects(project: &Project) -> Result<BTreeMap<String, FileObject>> {
 }
 
 /// Removes the stack's configs and secrets that no current file wants and no service uses.
-async fn prune_objects(engine: &Engine, project: &Project) -> Result<usize> {
-    let wanted = wanted_objects(project)?;
+async fn prune_objects(
+    engine: &Engine,
+    project: &Project,
+    wanted: &BTreeMap<String, FileObject>,
+) -> Result<usize> {
     let mut removed = 0;
     for kind in [FileKind::Config, FileKind::Secret] {
         for (name, id) in engine.file_objects(kind, &project.name).await? {
@@ -162,7 +165,9 @@ pub async fn start(
     let (engine, project, printer) = (stack.engine, stack.project, stack.printer);
     engine.require_manager().await?;
     require_data_node(engine).await?;
-    for change in ensure_objects(stack).await? {
+    // Read once: the files behind every config and secret, for creating and for pruning.
+    let wanted = wanted_objects(project)?;
+    for change in ensure_objects(stack, &wanted).await? {
         printer.info(&change);
     }
     let ids = object_ids(engine, &project.name).await?;
@@ -187,7 +192,7 @@ pub async fn start(
         let created = engine.apply_service(plan, &ids).await?;
         board.update(&plan.service, if created { "created" } else { "updated" });
     }
-    let removed = prune_objects(engine, project).await?;
+    let removed = prune_objects(engine, project, &wanted).await?;
     if removed > 0 {
         printer.info(&format!(
             "removed {removed} configs and secrets that no service uses"

@@ -4,7 +4,7 @@
 use super::super::target::Stack;
 use crate::engine::{NodeInfo, TaskInfo};
 use crate::error::Result;
-use crate::stack::swarm::{self, DATA_NODE_LABEL, EDGE_SERVICE};
+use crate::stack::swarm::{self, DATA_NODE_LABEL, EDGE_SERVICE, ServicePlan};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -48,15 +48,11 @@ pub struct TaskState {
     pub container_id: Option<String>,
 }
 
+/// A node as the manager sees it, and whether it is the data node.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeState {
-    pub id: String,
-    pub hostname: String,
-    /// ready or down (as the manager sees it).
-    pub state: String,
-    pub availability: String,
-    pub role: String,
-    pub addr: String,
+    #[serde(flatten)]
+    pub node: NodeInfo,
     pub data: bool,
 }
 
@@ -127,11 +123,14 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
                 .collect(),
         });
     }
-    let nodes: Vec<NodeState> = nodes.iter().map(node_state).collect();
-    let (mut endpoints, inside) =
-        tokio::join!(probe_edge(stack, &states, &nodes), probe_inside(stack, &states));
+    let nodes: Vec<NodeState> = nodes.into_iter().map(node_state).collect();
+    let edge = swarm::plan(stack.project, EDGE_SERVICE, None).ok();
+    let (mut endpoints, inside) = tokio::join!(
+        probe_edge(edge.as_ref(), &states, &nodes),
+        probe_inside(stack, edge.as_ref(), &states)
+    );
     endpoints.extend(inside);
-    let data_down = nodes.iter().any(|n| n.data && n.state != "ready");
+    let data_down = nodes.iter().any(|n| n.data && n.node.state != "ready");
     let healthy = !data_down
         && states
             .iter()
@@ -157,15 +156,10 @@ fn task_health(t: &TaskInfo, checked: bool) -> String {
     }
 }
 
-fn node_state(n: &NodeInfo) -> NodeState {
+fn node_state(n: NodeInfo) -> NodeState {
     NodeState {
-        id: n.id.clone(),
-        hostname: n.hostname.clone(),
-        state: n.state.clone(),
-        availability: n.availability.clone(),
-        role: n.role.clone(),
-        addr: n.addr.clone(),
         data: n.labels.contains_key(DATA_NODE_LABEL),
+        node: n,
     }
 }
 
@@ -178,7 +172,7 @@ const INSIDE: [(&str, &str, u16, &str); 3] = [
     ("alertmanager", "pricescan-alertmanager", 9093, "/-/healthy"),
 ];
 
-async fn probe_inside(stack: &Stack<'_>, states: &[ServiceState]) -> Vec<Probe> {
+async fn probe_inside(stack: &Stack<'_>, edge: Option<&ServicePlan>, states: &[ServiceState]) -> Vec<Probe> {
     let running = |service: &str| {
         states
             .iter()
@@ -189,7 +183,7 @@ async fn probe_inside(stack: &Stack<'_>, states: &[ServiceState]) -> Vec<Probe> 
         .filter(|(_, service, _, _)| running(service))
         .map(|(name, service, port, path)| (*name, format!("http://{service}:{port}{path}")))
         .collect();
-    let Ok(edge) = swarm::plan(stack.project, EDGE_SERVICE, None) else {
+    let Some(edge) = edge else {
         return Vec::new();
     };
     let Some((network, _)) = edge.networks.first() else {
@@ -280,11 +274,11 @@ fn failed(name: &str, url: &str, why: &str) -> Probe {
 
 /// The API's `/health` through Nginx, at each node that runs an Nginx task, on the port it
 /// publishes: the path clients take.
-async fn probe_edge(stack: &Stack<'_>, states: &[ServiceState], nodes: &[NodeState]) -> Vec<Probe> {
+async fn probe_edge(plan: Option<&ServicePlan>, states: &[ServiceState], nodes: &[NodeState]) -> Vec<Probe> {
     let Some(edge) = states.iter().find(|s| s.service == EDGE_SERVICE) else {
         return Vec::new();
     };
-    let Ok(plan) = swarm::plan(stack.project, EDGE_SERVICE, None) else {
+    let Some(plan) = plan else {
         return Vec::new();
     };
     let Some(port) = plan.ports.iter().find(|p| p.target == 80) else {
@@ -294,7 +288,7 @@ async fn probe_edge(stack: &Stack<'_>, states: &[ServiceState], nodes: &[NodeSta
     let Ok(client) = client else { return Vec::new() };
     let mut probes = Vec::new();
     for task in edge.tasks.iter().filter(|t| t.state == "running") {
-        let Some(node) = nodes.iter().find(|n| n.id == task.node_id) else {
+        let Some(node) = nodes.iter().map(|n| &n.node).find(|n| n.id == task.node_id) else {
             continue;
         };
         let url = format!("http://{}:{}/health", node.addr, port.published);
