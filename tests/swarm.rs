@@ -4,119 +4,17 @@
 //! docker CLI on the lab's manager.
 
 mod common;
+#[path = "swarm/data.rs"]
+mod data;
+#[path = "swarm/deploy.rs"]
+mod deploy;
 
-use common::{Run, TestProject, load_loop_at};
+use common::lab::*;
+use common::{TestProject, load_loop_at};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-const LAB: &str = "/tmp/pslab";
-
-fn sock(node: u32) -> String {
-    format!("unix://{LAB}/n{node}/d.sock")
-}
-
-fn lab(node: u32, args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .arg("-H")
-        .arg(sock(node))
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn addr(node: u32) -> String {
-    format!("10.231.0.{}", 10 + node)
-}
-
-/// Waits for tests/run's `lab.sh up` (started beside the build) to finish.
-fn wait_for_lab() {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while !std::path::Path::new(&format!("{LAB}/ready")).exists() {
-        assert!(
-            !std::path::Path::new("/tmp/pslab.failed").exists(),
-            "the swarm lab failed to come up: see /tmp/pslab.log"
-        );
-        assert!(
-            Instant::now() < deadline,
-            "the swarm lab is not up: tests/run starts it (tests/swarm/lab.sh up); see /tmp/pslab.log"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-fn node_id(node: u32) -> String {
-    lab(node, &["info", "--format", "{{.Swarm.NodeID}}"])
-}
-
-/// The node IDs of a service's running tasks.
-fn task_nodes(service: &str) -> Vec<String> {
-    let ids = lab(
-        1,
-        &[
-            "service",
-            "ps",
-            "-q",
-            "--filter",
-            "desired-state=running",
-            service,
-        ],
-    );
-    ids.lines()
-        .map(|t| lab(1, &["inspect", "--format", "{{.NodeID}} {{.Status.State}}", t]))
-        .filter(|l| l.ends_with(" running"))
-        .map(|l| l.split(' ').next().unwrap_or("").to_string())
-        .collect()
-}
-
-fn http_ok(host: &str, port: u16, path: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect((host, port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let mut buf = String::new();
-    let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
-}
-
-/// Removes the project's services, then its configs, secrets and networks, from the lab.
-struct LabProject(String);
-
-impl Drop for LabProject {
-    fn drop(&mut self) {
-        let label = format!("label=com.docker.stack.namespace={}", self.0);
-        for kind in ["service", "config", "secret", "network"] {
-            let ids = lab(1, &[kind, "ls", "-q", "--filter", &label]);
-            if !ids.is_empty() {
-                let mut args = vec![kind, "rm"];
-                args.extend(ids.lines());
-                lab(1, &args);
-            }
-            if kind == "service" {
-                std::thread::sleep(Duration::from_secs(3));
-            }
-        }
-    }
-}
-
-fn project(tag: &str) -> (TestProject, LabProject) {
-    let mut p = TestProject::new(tag);
-    p.set_env("COMPOSE_PROFILES", "");
-    p.set_env("DOCKER_HOST", &sock(1));
-    p.set_env("HTTP_PORT", &common::free_port().to_string());
-    p.set_env("HTTPS_PORT", &common::free_port().to_string());
-    let guard = LabProject(p.name.clone());
-    (p, guard)
-}
-
-fn assert_code(run: &Run, code: i32, needle: &str) {
-    assert_eq!(run.code, code, "{}", run.all());
-    assert!(run.all().contains(needle), "expected {needle:?}:\n{}", run.all());
-}
 
 #[test]
 fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
@@ -262,6 +160,8 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
     // client waits that long: slow, but not lost.
     let load = load_loop_at(&addr(nginx_at), port, "/api/version", 2, 30, stop.clone());
     std::thread::sleep(Duration::from_secs(2));
+    // Tests that share the lab finish first: a lost node stays lost.
+    let _all_mine = NODES.write().unwrap_or_else(|e| e.into_inner());
     let lost = Command::new("bash")
         .args(["tests/swarm/lab.sh", "lose", &victim.to_string()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -332,6 +232,7 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
 #[test]
 fn bad_swarm_inputs_are_refused_with_exit_2() {
     wait_for_lab();
+    let _nodes = NODES.read().unwrap_or_else(|e| e.into_inner());
     let (p, _guard) = project("swarmbad");
     assert_code(
         &p.run(&[

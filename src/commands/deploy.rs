@@ -10,6 +10,7 @@ use crate::ops::backups::{parts, reason_word};
 use crate::ops::deploy::{self, Outcome, Plan};
 use crate::ops::events;
 use crate::ops::release::{self, API_SERVICE, Release};
+use crate::ops::target;
 use crate::stack::Project;
 
 pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
@@ -113,29 +114,39 @@ async fn release(
 ) -> Result<ExitStatus> {
     project.require(&[API_SERVICE, crate::ops::nginx::NGINX_SERVICE])?;
     let engine = ctx.engine().await?;
+    let target = ctx.stack(&engine, &project)?.kind;
     let _lock = ctx.lock(&engine, &project, kind, args.wait_lock).await?;
     let history = read_history(ctx, &project)?;
     let now = chrono::Utc::now();
     let release_id = release::new_id(now);
-    let containers = engine.project_containers(&project.name).await?;
     // What serves is what the engine says, whichever checkout deployed it.
-    release::adopt_serving(&mut project, &containers);
+    let serving = target::serving(&engine, &project.name, target).await?;
+    if let Some((id, image)) = &serving {
+        release::pin(&mut project, id, image);
+    }
+    let stack = ctx.stack(&engine, &project)?;
+    if args.migrate.is_some() {
+        stack.host_only(
+            "--migrate",
+            "run the migration as a step of its own before the deploy",
+        )?;
+    }
     let image = match &args.build {
-        Some(dir) => build(ctx, &engine, &project, dir, &release_id).await?,
+        Some(dir) => {
+            stack.host_only("--build", "there is no registry to push to: build the image, load it on every node (`docker save IMAGE | docker -H NODE load`), then pass --image IMAGE")?;
+            build(ctx, &engine, &project, dir, &release_id).await?
+        }
         None => {
             let image = args
                 .image
                 .clone()
                 .or_else(|| project.service(API_SERVICE).image.clone())
                 .unwrap_or_default();
-            ensure_image(ctx, &engine, &image).await?;
+            stack.check_image(&image).await?;
             image
         }
     };
-    let image_id = engine.image_id(&image).await?;
-    let running =
-        crate::ops::converge::current_container(&containers, API_SERVICE).filter(|c| c.is_running());
-    if running.is_some_and(|c| Some(&c.image_id) == image_id.as_ref()) {
+    if stack.runs_image(&image).await? {
         ctx.printer
             .info(&format!("{image} is already running; nothing changed"));
         return Ok(ExitStatus::Success);
@@ -144,8 +155,8 @@ async fn release(
         id: release_id,
         kind: kind.to_string(),
         image: image.clone(),
-        digest: image_id,
-        previous: release::serving(&containers)
+        digest: engine.image_id(&image).await?,
+        previous: serving
             .map(|(id, _)| id)
             .or_else(|| history.current().map(|r| r.id.clone())),
         // What the running API was created from: the serving release's image, or the compose file's.
@@ -167,8 +178,9 @@ async fn release(
         let reason = reason_word(BackupReason::PreDeploy);
         let all_parts = parts(None);
         // A signal here drops the backup, whose guard removes its partial directory.
+        let data = stack.data_engine().await?;
         let taken = tokio::select! {
-            r = backup::take(&engine, &project, reason, &all_parts, &ctx.printer, None) => r,
+            r = backup::take(&data, &project, reason, &all_parts, &ctx.printer, None) => r,
             _ = crate::signals::received() => {
                 return Err(crate::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
             }
@@ -198,7 +210,7 @@ async fn release(
         timeout: args.timeout,
         drain: crate::ops::api_drain(&project),
     };
-    let outcome = deploy::switch(&plan).await;
+    let outcome = stack.switch(&plan).await;
     let finish = |record: &mut Release, result: &str, message: Option<String>| {
         let finished = chrono::Utc::now();
         record.finished_at = finished.to_rfc3339();
@@ -207,8 +219,8 @@ async fn release(
         record.message = message;
         release::append(&project, record)
     };
-    let old = match outcome {
-        Ok(Outcome::Switched { old, .. }) => old,
+    let leftover = match outcome {
+        Ok(Outcome::Switched(leftover)) => leftover,
         Ok(Outcome::RolledBack(e)) => {
             finish(&mut record, "rolled_back", Some(e.what.clone()))?;
             return Err(CtlError::new(
@@ -231,11 +243,8 @@ async fn release(
     };
     // Traffic has moved: the release serves and is recorded as such before anything else.
     finish(&mut record, "succeeded", None)?;
-    let mut warnings = deploy::retire(&plan, &old).await;
     let history = read_history(ctx, &project)?;
-    if let Err(e) = deploy::clean_old(&engine, &project, &history.releases).await {
-        warnings.push(format!("could not remove old releases: {}", e.what));
-    }
+    let warnings = deploy::settle(&plan, leftover, &history.releases).await;
     for w in &warnings {
         ctx.printer.warn(&format!("{w}; release {} serves", record.id));
     }
@@ -340,15 +349,6 @@ async fn migrate(
         )));
     }
     Ok(())
-}
-
-async fn ensure_image(ctx: &Context, engine: &crate::engine::Engine, image: &str) -> Result<()> {
-    if engine.image_exists(image).await? {
-        return Ok(());
-    }
-    crate::ops::images::pull(&ctx.printer, engine, image)
-        .await
-        .map_err(|e| e.hint("build or load the image locally, then pass --image with its name"))
 }
 
 fn history(ctx: &mut Context, limit: usize) -> Result<ExitStatus> {

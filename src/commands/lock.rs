@@ -9,9 +9,10 @@ use crate::ops::lock::{self, Owner};
 pub async fn run(ctx: &mut Context, args: LockArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
+    let scope = ctx.stack(&engine, &project)?.kind.lock_scope();
     match args.command {
         LockCommand::Status => {
-            let held = lock::holder(&engine, &project.name).await?;
+            let held = lock::holder(&engine, scope, &project.name).await?;
             let owner = held.as_ref().map(|(_, o)| o.clone());
             let dead = owner.as_ref().and_then(|o| o.as_ref().map(Owner::is_dead_here));
             if ctx.printer.is_json() {
@@ -29,7 +30,7 @@ pub async fn run(ctx: &mut Context, args: LockArgs) -> Result<ExitStatus> {
                     o.describe()
                 ),
                 (Some(_), Some(o), _) => format!("held by {}", o.describe()),
-                (Some((h, _)), None, _) => format!("held by an unknown holder (container {})", h.id),
+                (Some((h, _)), None, _) => format!("held by an unknown holder (lock object {})", h.id),
             };
             ctx.printer
                 .result(&format!("operation lock of {}: {line}", project.name));
@@ -40,7 +41,7 @@ pub async fn run(ctx: &mut Context, args: LockArgs) -> Result<ExitStatus> {
         )
         .hint("check `pricescan-ctl lock status` first, then pass --force")),
         LockCommand::Release { force: true } => {
-            match lock::force_release(&engine, &project.name).await? {
+            match lock::force_release(&engine, scope, &project.name).await? {
                 None => ctx.printer.info("the operation lock was free"),
                 Some(owner) => ctx.printer.info(&format!(
                     "released the operation lock held by {}",

@@ -94,7 +94,9 @@ impl Context {
         operation: &str,
         wait: Option<std::time::Duration>,
     ) -> Result<crate::ops::lock::OperationLock> {
-        let lock = crate::ops::lock::acquire(engine, &project.name, operation, wait, &self.printer).await?;
+        let scope = self.stack(engine, project)?.kind.lock_scope();
+        let lock =
+            crate::ops::lock::acquire(engine, scope, &project.name, operation, wait, &self.printer).await?;
         crate::ops::debris::sweep(engine, project, &self.printer).await?;
         Ok(lock)
     }
@@ -113,8 +115,6 @@ fn compose_only(command: &Command) -> Option<&'static str> {
         Command::Restart(_) => Some("restart"),
         Command::Monitor(_) => Some("monitor"),
         Command::Restore(_) => Some("restore"),
-        Command::Deploy(_) => Some("deploy"),
-        Command::Backup(args) if args.command.is_none() => Some("backup"),
         _ => None,
     }
 }
@@ -128,7 +128,7 @@ impl Context {
             crate::ops::target::TargetKind::Swarm => Err(crate::error::CtlError::usage(format!(
                 "`{what}` does not run on the swarm target yet"
             ))
-            .hint("on swarm: setup, start, stop, scale, status and logs; use the docker CLI on a manager for the rest (`docker service logs`)")),
+            .hint("on swarm: setup, start, stop, scale, status, logs, deploy and backup; use the docker CLI on a manager for the rest (`docker service logs`)")),
             crate::ops::target::TargetKind::Compose => Ok(()),
         }
     }

@@ -16,7 +16,7 @@ pub use containers::deadline_error;
 use containers::is_status;
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
-pub use lock::LockRecord;
+pub use lock::{LockRecord, LockScope};
 pub use resources::{Ensured, PullEvent};
 pub use spec::{ContainerPlan, container_name};
 pub use streams::{Event, LogQuery, LogSource, Output};

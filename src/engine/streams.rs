@@ -99,6 +99,26 @@ impl Engine {
         stream.map(move |item| chunk(item, &what))
     }
 
+    /// The last `lines` lines of a swarm task's log (through a manager), without timestamps.
+    pub async fn task_log_tail(&self, id: &str, lines: u64) -> Result<Vec<String>> {
+        let mut stream = self.docker.task_logs(
+            id,
+            Some(
+                LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .stderr(true)
+                    .tail(&lines.to_string())
+                    .build(),
+            ),
+        );
+        let mut text = String::new();
+        while let Some(item) = stream.next().await {
+            let (_, bytes) = chunk(item, &format!("cannot read the logs of task {id}"))?;
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        Ok(text.lines().map(str::to_string).collect())
+    }
+
     /// Stats pushed by the engine once a second, for as long as the container runs.
     pub fn stats_stream(&self, id: &str) -> impl Stream<Item = Result<Sample>> + use<> {
         let options = StatsOptionsBuilder::default().stream(true).build();

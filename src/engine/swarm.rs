@@ -70,6 +70,8 @@ pub struct TaskInfo {
     pub error: Option<String>,
     pub container_id: Option<String>,
     pub timestamp: String,
+    /// The image the task was created from, without its digest.
+    pub image: String,
 }
 
 fn namespace_filter(project: &str) -> HashMap<String, Vec<String>> {
@@ -320,6 +322,12 @@ impl Engine {
                     error: status.err,
                     container_id: status.container_status.and_then(|c| c.container_id),
                     timestamp: status.timestamp.unwrap_or_default(),
+                    image: t
+                        .spec
+                        .and_then(|s| s.container_spec)
+                        .and_then(|c| c.image)
+                        .map(|i| i.split('@').next().unwrap_or_default().to_string())
+                        .unwrap_or_default(),
                 }
             })
             .collect())
@@ -385,6 +393,26 @@ impl Engine {
             .update_service(name, spec, options, None)
             .await
             .map_err(|e| engine_error(&format!("cannot scale service {name}"), e))?;
+        Ok(())
+    }
+
+    /// A server-side rollback to the service's previous spec (`docker service rollback`).
+    pub async fn rollback_service(&self, name: &str) -> Result<()> {
+        let current = self
+            .docker
+            .inspect_service(name, None::<InspectServiceOptions>)
+            .await
+            .map_err(|e| engine_error(&format!("cannot inspect service {name}"), e))?;
+        let version = current.version.and_then(|v| v.index).unwrap_or(0);
+        // The engine ignores the spec sent with a rollback and takes its PreviousSpec.
+        let options = UpdateServiceOptionsBuilder::default()
+            .version(version as i32)
+            .rollback("previous")
+            .build();
+        self.docker
+            .update_service(name, current.spec.unwrap_or_default(), options, None)
+            .await
+            .map_err(|e| engine_error(&format!("cannot roll back service {name}"), e))?;
         Ok(())
     }
 
@@ -606,6 +634,11 @@ fn container_spec(
 ) -> TaskSpecContainerSpec {
     let (secrets, configs) = file_refs(plan, file_ids);
     let mounts = task_mounts(plan, &labels[NAMESPACE_LABEL]);
+    // Compose's labels too: on the node that runs it, a task's container is found as the
+    // project's service (backups run there), like a container on one host.
+    let mut labels = labels;
+    labels.insert(super::labels::PROJECT.into(), labels[NAMESPACE_LABEL].clone());
+    labels.insert(super::labels::SERVICE.into(), plan.service.clone());
     TaskSpecContainerSpec {
         image: Some(plan.image.clone()),
         labels: Some(labels),

@@ -214,9 +214,10 @@ async fn dump_mysql(
         .ok()
         .filter(|d| !d.is_empty());
     manifest.dump_flags = flags.iter().map(|f| f.to_string()).collect();
-    // The password comes from the container's own environment: it is in no argv, ours or theirs.
+    // The password comes from the container's own environment (on swarm, the secret file it
+    // names): it is in no argv, ours or theirs.
     let script = format!(
-        "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
+        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
         flags.join(" ")
     );
     let path = dir.join(DUMP_FILE);
@@ -309,7 +310,7 @@ struct Deadline {
 /// Generous: ten minutes, plus a minute for every 500 MB the server says the data takes.
 async fn dump_deadline(engine: &Engine, id: &str, db: Option<&str>) -> Result<Deadline> {
     let query = format!(
-        "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1 -N -B -e \"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = '{}'\"",
+        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" mysql -uroot -h127.0.0.1 -N -B -e \"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = '{}'\"",
         db.unwrap_or_default().replace('\'', "")
     );
     let bytes: u64 = sh(engine, id, &query).await?.trim().parse().unwrap_or(0);
@@ -326,12 +327,16 @@ fn info_field(info: &str, key: &str) -> Option<String> {
 }
 
 async fn save_redis(engine: &Engine, c: &ContainerInfo, dir: &Path, manifest: &mut Manifest) -> Result<()> {
-    let cli = |cmd: &str| format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli --raw {cmd}");
+    let cli = |cmd: &str| {
+        format!(
+            "REDISCLI_AUTH=\"${{REDIS_PASSWORD:-$(cat \"$REDIS_PASSWORD_FILE\")}}\" redis-cli --raw {cmd}"
+        )
+    };
     let info = |section: &'static str| async move {
         sh(
             engine,
             &c.id,
-            &format!("REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli INFO {section}"),
+            &format!("REDISCLI_AUTH=\"${{REDIS_PASSWORD:-$(cat \"$REDIS_PASSWORD_FILE\")}}\" redis-cli INFO {section}"),
         )
         .await
     };

@@ -367,7 +367,8 @@ async fn load_and_count(
 ) -> Result<Vec<String>> {
     // Over TCP: the image's first-start server listens on the socket only, so TCP answers
     // once initialisation is over.
-    let login = "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1";
+    let login =
+        "MYSQL_PWD=\"${MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}\" mysql -uroot -h127.0.0.1";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         let probe = engine

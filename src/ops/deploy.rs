@@ -28,13 +28,20 @@ pub struct Plan<'a> {
 
 /// How the switch ended, for the release record and the exit code.
 pub enum Outcome {
-    /// Nginx sends traffic to the new container: the release serves from here on, whatever
-    /// happens to the old one. `old` is what still has to drain and stop.
-    Switched { new: String, old: ContainerInfo },
+    /// The new release takes the traffic from here on, whatever happens to what is left.
+    Switched(Leftover),
     /// The new release failed and the old one serves: exit 4.
     RolledBack(CtlError),
     /// A signal arrived before the switch; the old one serves: exit 130/143.
     Interrupted,
+}
+
+/// What a switch leaves to settle once the release is recorded.
+pub enum Leftover {
+    /// The old container, to drain and stop (one host).
+    Container(Box<ContainerInfo>),
+    /// Nothing: the swarm retired the old tasks itself.
+    Nothing,
 }
 
 fn step(printer: &Printer, started: Instant, text: &str) {
@@ -116,13 +123,26 @@ pub async fn switch(plan: &Plan<'_>) -> Result<Outcome> {
     }
     undo.disarm();
     step(plan.printer, started, &format!("{} serves", spec.name));
-    Ok(Outcome::Switched { new: spec.name, old })
+    Ok(Outcome::Switched(Leftover::Container(Box::new(old))))
+}
+
+/// After the switch is recorded: what the switch left is retired, and old releases go.
+/// Failures here are warnings on a release that serves.
+pub async fn settle(plan: &Plan<'_>, leftover: Leftover, history: &[Release]) -> Vec<String> {
+    let Leftover::Container(old) = leftover else {
+        return Vec::new();
+    };
+    let mut warnings = retire(plan, &old).await;
+    if let Err(e) = clean_old(plan.engine, plan.project, history).await {
+        warnings.push(format!("could not remove old releases: {}", e.what));
+    }
+    warnings
 }
 
 /// After the switch: the old container drains (to the end, signal or not), is stopped and
 /// kept for rollback, and the upstream names the service again. Failures here are warnings
 /// on a release that serves.
-pub async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
+async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
     let mut warnings = Vec::new();
     step(
         plan.printer,
@@ -202,7 +222,7 @@ async fn failure_report(plan: &Plan<'_>, id: &str, reason: &str, health: Option<
 }
 
 /// Stopped API containers and images of releases older than the last KEEP_RELEASES go.
-pub async fn clean_old(engine: &Engine, project: &Project, history: &[Release]) -> Result<()> {
+async fn clean_old(engine: &Engine, project: &Project, history: &[Release]) -> Result<()> {
     let keep: Vec<&str> = history
         .iter()
         .rev()

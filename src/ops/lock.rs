@@ -4,7 +4,7 @@
 //! died on this host is detected by its pid and start time, and taken over.
 
 use crate::cleanup::{self, Pending};
-use crate::engine::{Engine, LockRecord, labels};
+use crate::engine::{Engine, LockRecord, LockScope, labels};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::Printer;
 use futures_util::FutureExt;
@@ -115,6 +115,7 @@ pub struct OperationLock {
 /// stays busy.
 pub async fn acquire(
     engine: &Engine,
+    scope: LockScope,
     project: &str,
     operation: &str,
     wait: Option<Duration>,
@@ -125,14 +126,19 @@ pub async fn acquire(
     let mut labels = Owner::me(operation).labels();
     labels.insert(labels::PROJECT.into(), project.to_string());
     loop {
-        if let Some(id) = engine.create_lock(&name, labels.clone()).await? {
+        if let Some(id) = engine.create_lock(scope, &name, labels.clone()).await? {
             let engine = engine.clone();
+            let mine = LockRecord {
+                id,
+                labels: HashMap::new(),
+                scope,
+            };
             let release = cleanup::routine("release the operation lock", move |_| {
-                async move { engine.remove(&id).await }.boxed()
+                async move { engine.remove_lock(&mine).await }.boxed()
             });
             return Ok(OperationLock { _release: release });
         }
-        let Some(held) = engine.find_lock(&name).await? else {
+        let Some(held) = engine.find_lock(scope, &name).await? else {
             continue; // released between our two calls
         };
         let holder = Owner::from_labels(&held.labels);
@@ -141,7 +147,7 @@ pub async fn acquire(
                 "taking over the operation lock from {}: that process is gone",
                 dead.describe()
             ));
-            engine.remove(&held.id).await?;
+            engine.remove_lock(&held).await?;
             continue;
         }
         if Instant::now() >= deadline {
@@ -168,8 +174,12 @@ fn short(id: &str) -> &str {
 }
 
 /// The current holder: None when the lock is free; Some(None) for a lock without owner labels.
-pub async fn holder(engine: &Engine, project: &str) -> Result<Option<(LockRecord, Option<Owner>)>> {
-    let held = engine.find_lock(&container_name(project)).await?;
+pub async fn holder(
+    engine: &Engine,
+    scope: LockScope,
+    project: &str,
+) -> Result<Option<(LockRecord, Option<Owner>)>> {
+    let held = engine.find_lock(scope, &container_name(project)).await?;
     Ok(held.map(|h| {
         let owner = Owner::from_labels(&h.labels);
         (h, owner)
@@ -177,11 +187,15 @@ pub async fn holder(engine: &Engine, project: &str) -> Result<Option<(LockRecord
 }
 
 /// Frees the lock whatever holds it (`lock release --force`); returns who held it.
-pub async fn force_release(engine: &Engine, project: &str) -> Result<Option<Option<Owner>>> {
-    let Some((held, owner)) = holder(engine, project).await? else {
+pub async fn force_release(
+    engine: &Engine,
+    scope: LockScope,
+    project: &str,
+) -> Result<Option<Option<Owner>>> {
+    let Some((held, owner)) = holder(engine, scope, project).await? else {
         return Ok(None);
     };
-    engine.remove(&held.id).await?;
+    engine.remove_lock(&held).await?;
     Ok(Some(owner))
 }
 

@@ -374,7 +374,7 @@ async fn load(
             return Err(CtlError::failure("cannot drop the database before loading").cause(out.stderr.trim()));
         }
         let decoder = backups::dump_reader(b).await?;
-        let script = "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" exec mysql -uroot -h127.0.0.1";
+        let script = "MYSQL_PWD=\"${MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}\" exec mysql -uroot -h127.0.0.1";
         let mut started = |exec: &str| loader.set(exec);
         let (code, _, stderr) = engine
             .exec_with_input_as(&c.id, &["sh", "-c", script], decoder, |_| {}, &mut started)
@@ -393,7 +393,7 @@ async fn load(
 /// connection) may still be feeding statements, and they must not land in the fresh schema.
 /// The API logs in as its own user and is not touched. Then the database goes, so that
 /// tables made after the backup go too.
-const DROP_SCRIPT: &str = r#"export MYSQL_PWD="$MYSQL_ROOT_PASSWORD"
+const DROP_SCRIPT: &str = r#"export MYSQL_PWD="${MYSQL_ROOT_PASSWORD:-$(cat "$MYSQL_ROOT_PASSWORD_FILE")}"
 q() { mysql -uroot -h127.0.0.1 -N -B -e "$1"; }
 for id in $(q "SELECT ID FROM information_schema.PROCESSLIST WHERE USER='root' AND ID<>CONNECTION_ID() AND COMMAND<>'Daemon'"); do
   q "KILL $id" 2>/dev/null || true
@@ -559,7 +559,7 @@ async fn check_rows(
     let mut wrong = Vec::new();
     for (table, expected) in &manifest.row_counts {
         let script = format!(
-            "MYSQL_PWD=\"$MYSQL_ROOT_PASSWORD\" mysql -uroot -h127.0.0.1 -N -B -e 'SELECT COUNT(*) FROM `{db}`.`{table}`'"
+            "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" mysql -uroot -h127.0.0.1 -N -B -e 'SELECT COUNT(*) FROM `{db}`.`{table}`'"
         );
         let out = engine.exec(&c.id, &["sh", "-c", &script]).await?;
         let got: Option<u64> = out.stdout.trim().parse().ok();

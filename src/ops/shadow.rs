@@ -15,7 +15,7 @@ const SWAP_DEADLINE: Duration = Duration::from_secs(300);
 /// Shell prelude shared by the scripts: names of the schemas, and a quiet root client whose
 /// password comes from the container's environment (never argv).
 const PRELUDE: &str = r#"set -e
-export MYSQL_PWD="$MYSQL_ROOT_PASSWORD"
+export MYSQL_PWD="${MYSQL_ROOT_PASSWORD:-$(cat "$MYSQL_ROOT_PASSWORD_FILE")}"
 db="$MYSQL_DATABASE"; shadow="${db}__restore"; old="${db}__replaced"
 q() { mysql -uroot -h127.0.0.1 -N -B -e "$1"; }
 "#;

@@ -3,9 +3,10 @@
 //! target's implementation here, once, so the two stand side by side: `ops::host` and
 //! `ops::swarm`.
 
+use super::release::API_SERVICE;
 use super::status::Resources;
 use super::{host, swarm};
-use crate::engine::{Engine, LogSource};
+use crate::engine::{Engine, LockScope, LogSource};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::Printer;
 use crate::stack::Project;
@@ -30,6 +31,14 @@ impl TargetKind {
                 "STACK_TARGET={other} at {}: expected compose or swarm",
                 project.env.location_of("STACK_TARGET")
             ))),
+        }
+    }
+
+    /// Where the operation lock lives: a swarm's lock must hold for clients of every manager.
+    pub fn lock_scope(self) -> LockScope {
+        match self {
+            TargetKind::Compose => LockScope::Engine,
+            TargetKind::Swarm => LockScope::Swarm,
         }
     }
 }
@@ -117,6 +126,84 @@ impl Stack<'_> {
                 .hint("on one host the API runs one container that deploy and restart roll; see `setup --target swarm`")),
             TargetKind::Swarm => swarm::scale(self, wanted, force, timeout).await,
         }
+    }
+}
+
+/// Deploys (DESIGN §6 and §11): what differs between one host and a swarm.
+impl Stack<'_> {
+    /// Fails with exit 2 on swarm for `what`, which needs the compose target.
+    pub fn host_only(&self, what: &str, hint: &str) -> Result<()> {
+        match self.kind {
+            TargetKind::Compose => Ok(()),
+            TargetKind::Swarm => {
+                Err(CtlError::usage(format!("{what} is not available on the swarm target")).hint(hint))
+            }
+        }
+    }
+
+    /// The image is where the new release will run: on this engine (pulled if need be), or
+    /// on every node of the swarm (there is no registry to pull from).
+    pub async fn check_image(&self, image: &str) -> Result<()> {
+        match self.kind {
+            TargetKind::Compose => {
+                if self.engine.image_exists(image).await? {
+                    return Ok(());
+                }
+                super::images::pull(self.printer, self.engine, image)
+                    .await
+                    .map_err(|e| e.hint("build or load the image locally, then pass --image with its name"))
+            }
+            TargetKind::Swarm => {
+                swarm::nodes::require_image_everywhere(self.engine, self.project, image).await
+            }
+        }
+    }
+
+    /// True when the API already runs `image`.
+    pub async fn runs_image(&self, image: &str) -> Result<bool> {
+        match self.kind {
+            TargetKind::Compose => {
+                let containers = self.engine.project_containers(&self.project.name).await?;
+                let wanted = self.engine.image_id(image).await?;
+                Ok(super::converge::current_container(&containers, API_SERVICE)
+                    .filter(|c| c.is_running())
+                    .is_some_and(|c| Some(&c.image_id) == wanted.as_ref()))
+            }
+            TargetKind::Swarm => {
+                let name = crate::stack::swarm::service_name(&self.project.name, API_SERVICE);
+                let services = self.engine.stack_services(&self.project.name).await?;
+                Ok(services
+                    .iter()
+                    .any(|s| s.name == name && s.replicas > 0 && s.image == image))
+            }
+        }
+    }
+
+    /// Moves the API to the new release; see `ops::deploy` and `ops::swarm::deploy`.
+    pub async fn switch(&self, plan: &super::deploy::Plan<'_>) -> Result<super::deploy::Outcome> {
+        match self.kind {
+            TargetKind::Compose => super::deploy::switch(plan).await,
+            TargetKind::Swarm => swarm::deploy::switch(plan).await,
+        }
+    }
+
+    /// The engine where MySQL and Redis run, for backups and restores: this one, or the
+    /// data node's (DESIGN §11).
+    pub async fn data_engine(&self) -> Result<Engine> {
+        match self.kind {
+            TargetKind::Compose => Ok(self.engine.clone()),
+            TargetKind::Swarm => swarm::nodes::data_engine(self.engine, self.project).await,
+        }
+    }
+}
+
+/// The release that serves, as the engine records it: (release id, image).
+pub async fn serving(engine: &Engine, project: &str, kind: TargetKind) -> Result<Option<(String, String)>> {
+    match kind {
+        TargetKind::Compose => Ok(super::release::serving(
+            &engine.project_containers(project).await?,
+        )),
+        TargetKind::Swarm => swarm::serving(engine, project).await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod environment;
 pub mod graph;
 pub mod interpolate;
 pub mod names;
+pub mod node_engines;
 pub mod notify;
 pub mod offsite;
 pub mod project;

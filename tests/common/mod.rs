@@ -3,6 +3,7 @@
 //! created in the engine. Tests run the built binary against the real engine.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod receivers;
 pub mod s3;
 

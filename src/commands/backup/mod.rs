@@ -58,6 +58,8 @@ async fn take(
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
     let _lock = ctx.lock(&engine, &project, "backup", wait).await?;
+    // On swarm, the data node's engine: the backup still lands here.
+    let data = ctx.stack(&engine, &project)?.data_engine().await?;
     let attempt = chrono::Utc::now();
     // The off-site copy of the dump leaves while the dump is written.
     let remote = crate::ops::offsite::open(&project);
@@ -79,7 +81,7 @@ async fn take(
         None => None,
     };
     let result = backup::take(
-        &engine,
+        &data,
         &project,
         reason_word(reason),
         &parts(only),

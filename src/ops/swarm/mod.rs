@@ -2,6 +2,8 @@
 //! cluster (overlay networks, secrets, configs, the data node); start creates or updates one
 //! service per compose service and waits for their tasks; stop and scale set replicas.
 
+pub mod deploy;
+pub mod nodes;
 pub mod status;
 
 use super::target::{LogTarget, Prepare, Stack};
@@ -13,7 +15,7 @@ use crate::stack::swarm::{self, DATA_NODE_LABEL, DATA_SERVICES, FileKind, FileOb
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-const API_SERVICE: &str = "pricescan-api";
+use crate::ops::release::{self, API_SERVICE, RELEASE_IMAGE_LABEL};
 const POLL: Duration = Duration::from_millis(500);
 
 pub async fn prepare(stack: &Stack<'_>, prepare: &Prepare<'_>) -> Result<Vec<String>> {
@@ -162,9 +164,10 @@ pub async fn start(
     no_wait: bool,
     timeout: Duration,
 ) -> Result<ExitStatus> {
-    let (engine, project, printer) = (stack.engine, stack.project, stack.printer);
+    let (engine, printer) = (stack.engine, stack.printer);
     engine.require_manager().await?;
     require_data_node(engine).await?;
+    let project = &adopt_serving(engine, stack.project).await?;
     // Read once: the files behind every config and secret, for creating and for pruning.
     let wanted = wanted_objects(project)?;
     for change in ensure_objects(stack, &wanted).await? {
@@ -207,6 +210,28 @@ pub async fn start(
         .map(|p| (p.service.clone(), p.name.clone(), p.replicas))
         .collect();
     wait_running(stack, &board, &wanted, timeout).await
+}
+
+/// The model with the deployed release of the API, as its service's labels record it, so
+/// that `start` from any checkout keeps what `deploy` rolled out.
+async fn adopt_serving(engine: &Engine, project: &Project) -> Result<Project> {
+    let mut project = project.clone();
+    if let Some((id, image)) = serving(engine, &project.name).await? {
+        release::pin(&mut project, &id, &image);
+    }
+    Ok(project)
+}
+
+/// The release the API service runs: (release id, image), from its labels.
+pub async fn serving(engine: &Engine, project: &str) -> Result<Option<(String, String)>> {
+    let name = swarm::service_name(project, API_SERVICE);
+    let services = engine.stack_services(project).await?;
+    Ok(services.into_iter().find(|s| s.name == name).and_then(|s| {
+        Some((
+            s.labels.get(crate::engine::labels::RELEASE)?.clone(),
+            s.labels.get(RELEASE_IMAGE_LABEL)?.clone(),
+        ))
+    }))
 }
 
 pub async fn stop(stack: &Stack<'_>, selected: &[String], _grace: Option<Duration>) -> Result<ExitStatus> {
