@@ -17,16 +17,6 @@ sql "CREATE TABLE prices (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40), s
 sql "INSERT INTO prices (item, shop, price, seen) SELECT CONCAT('item-', seq), 'shop-a', seq / 100, NOW() FROM seq_1_to_$rows"
 flags="--single-transaction --quick --routines --events --triggers --hex-blob --no-tablespaces"
 
-timed() { /usr/bin/time -f '%e %M' -o /tmp/bench-backup-time "$@" >/dev/null 2>&1; cat /tmp/bench-backup-time; }
-# median3 CMD...: three runs, the median wall time and the largest peak RSS.
-median3() {
-  local walls=() peak=0
-  for _ in 1 2 3; do
-    read -r w m < <(timed "$@"); walls+=("$w"); [ "$m" -gt "$peak" ] && peak=$m
-    sleep 1 # backup ids have one-second resolution
-  done
-  echo "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p) $peak"
-}
 read -r t_ours m_ours < <(median3 "$bin" backup --only mysql)
 raw_sql=$(zstd -dc "$(ls -d backups/*/ | head -1)mysql.sql.zst" | wc -c)
 read -r t_cli m_cli < <(median3 sh -c "docker exec $mysql_c sh -c 'MYSQL_PWD=\"\$MYSQL_ROOT_PASSWORD\" exec mysqldump -uroot -h127.0.0.1 $flags --databases pricescan' | zstd -3 -q > /tmp/bench-dump.sql.zst")

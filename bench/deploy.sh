@@ -10,30 +10,8 @@ export COMPOSE_PROFILES= API_DRAIN=2s
 cd "$dir"
 "$bin" -q start >/dev/null
 
-# load SECONDS: 4 workers; prints "ok failed"
-load() {
-  python3 - "$API_PORT" "$1" <<'PY'
-import sys, threading, time, urllib.request
-port, secs = sys.argv[1], float(sys.argv[2])
-ok = failed = 0
-lock = threading.Lock()
-def work():
-    global ok, failed
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/version", timeout=10) as r:
-                good = r.status == 200
-        except Exception:
-            good = False
-        with lock:
-            if good: ok += 1
-            else: failed += 1
-threads = [threading.Thread(target=work) for _ in range(4)]
-[t.start() for t in threads]; [t.join() for t in threads]
-print(ok, failed)
-PY
-}
+# load SECONDS: 4 workers through Nginx's 127.0.0.1 listener; prints "ok failed"
+load() { load_at 127.0.0.1 "$API_PORT" "$1"; }
 # until_version V: seconds from now until /api/version reports V
 until_version() {
   local t0; t0=$(now)

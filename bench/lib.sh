@@ -55,3 +55,62 @@ wait_all_healthy() {
   done
   echo "timeout waiting for health" >&2; return 1
 }
+
+# load_at HOST PORT SECONDS: GET /api/version from 4 workers for SECONDS (an answer may take
+# up to 30 s); prints "ok failed".
+load_at() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import sys, threading, time, urllib.request
+host, port, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
+ok = failed = 0
+lock = threading.Lock()
+def work():
+    global ok, failed
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/api/version", timeout=30) as r:
+                good = r.status == 200
+        except Exception:
+            good = False
+        with lock:
+            if good: ok += 1
+            else: failed += 1
+threads = [threading.Thread(target=work) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+print(ok, failed)
+PY
+}
+
+# timed CMD...: prints "wall_seconds peak_rss_kib" of CMD (its output discarded).
+timed() { /usr/bin/time -f '%e %M' -o /tmp/bench-timed "$@" >/dev/null 2>&1; cat /tmp/bench-timed; }
+
+# median3 CMD...: three runs, the median wall time and the largest peak RSS.
+median3() {
+  local walls=() peak=0
+  for _ in 1 2 3; do
+    read -r w m < <(timed "$@"); walls+=("$w"); [ "$m" -gt "$peak" ] && peak=$m
+    sleep 1 # backup ids have one-second resolution
+  done
+  echo "$(printf '%s\n' "${walls[@]}" | sort -n | sed -n 2p) $peak"
+}
+
+# swarm_project NAME: the swarm lab up (tests/swarm/lab.sh), $dir a project named NAME on its
+# manager with the test images, removed from the lab on exit. Setup is the caller's.
+swarm_project() {
+  name=$1
+  [ -f /tmp/pslab/ready ] || bash "$repo/tests/swarm/lab.sh" up >/dev/null
+  dir=$(mktemp -d "/tmp/pricescan-bench-$name.XXXXXX")
+  export DOCKER_HOST=unix:///tmp/pslab/n1/d.sock API_IMAGE=pricescan-test/api:v1 MYSQL_IMAGE=pricescan-test/mysql:8.0 \
+    REDIS_IMAGE=pricescan-test/redis:7 NGINX_IMAGE=pricescan-test/nginx:1.25 COMPOSE_PROFILES= COMPOSE_PROJECT_NAME=$name \
+    HTTP_PORT=$(free_port) HTTPS_PORT=$(free_port)
+  trap swarm_cleanup EXIT
+}
+
+swarm_cleanup() {
+  local f="label=com.docker.stack.namespace=$name"
+  docker service ls -q --filter "$f" | xargs -r docker service rm >/dev/null
+  sleep 3
+  for kind in config secret network; do docker $kind ls -q --filter "$f" | xargs -r docker $kind rm >/dev/null 2>&1 || true; done
+  rm -rf "$dir"
+}

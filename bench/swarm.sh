@@ -5,20 +5,7 @@
 # With the API at 3 tasks over the three nodes. Prints medians of 10 and the ratio.
 source "$(dirname "$0")/lib.sh"
 (cd "$repo" && cargo build --release --locked -q)
-lab=unix:///tmp/pslab/n1/d.sock
-[ -f /tmp/pslab/ready ] || bash "$repo/tests/swarm/lab.sh" up >/dev/null
-name=benchswarm
-dir=$(mktemp -d "/tmp/pricescan-bench-$name.XXXXXX")
-export DOCKER_HOST=$lab API_IMAGE=pricescan-test/api:v1 MYSQL_IMAGE=pricescan-test/mysql:8.0 REDIS_IMAGE=pricescan-test/redis:7 \
-  NGINX_IMAGE=pricescan-test/nginx:1.25 COMPOSE_PROFILES= COMPOSE_PROJECT_NAME=$name HTTP_PORT=$(free_port) HTTPS_PORT=$(free_port)
-swarm_cleanup() {
-  local f="label=com.docker.stack.namespace=$name"
-  docker service ls -q --filter "$f" | xargs -r docker service rm >/dev/null
-  sleep 3
-  for kind in config secret network; do docker $kind ls -q --filter "$f" | xargs -r docker $kind rm >/dev/null 2>&1 || true; done
-  rm -rf "$dir"
-}
-trap swarm_cleanup EXIT
+swarm_project benchswarm
 cd "$dir"
 "$bin" -q setup --target swarm --data-node "$(docker info --format '{{.Swarm.NodeID}}')" --skip-images >/dev/null
 # Waits until every service of namespace $1 runs all its replicas.

@@ -195,6 +195,22 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
         .unwrap()
         .clone();
     assert_eq!(node["state"], "down", "{json:#}");
+    // The data node down at backup time: exit 1, naming it, and nothing left behind.
+    let key = format!("io.pricescan.data.{}", p.name);
+    let label = format!("{key}=true");
+    lab(1, &["node", "update", "--label-rm", &key, &data]);
+    lab(1, &["node", "update", "--label-add", &label, &victim_id]);
+    let run = p.run(&["backup"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains(&format!("the data node {victim_id}")),
+        "{}",
+        run.all()
+    );
+    assert!(run.stderr.contains("is down"), "{}", run.all());
+    assert!(p.dir_names("backups").is_empty(), "{:?}", p.dir_names("backups"));
+    lab(1, &["node", "update", "--label-rm", &key, &victim_id]);
+    lab(1, &["node", "update", "--label-add", &label, &data]);
 
     // Stop leaves no task and keeps the secrets, configs and the data volume.
     p.ok(&["stop"]);
@@ -274,7 +290,7 @@ fn bad_swarm_inputs_are_refused_with_exit_2() {
         &node_id(1),
         "--skip-images",
     ]);
-    assert_code(&p.run(&["backup"]), 2, "does not run on the swarm target yet");
+    assert_code(&p.run(&["restart"]), 2, "does not run on the swarm target yet");
     p.ok(&["start", "-s", "redis"]);
     assert_code(&p.run(&["scale", "redis=2"]), 2, "cannot run more than one task");
     assert_code(&p.run(&["scale", "nginx=2"]), 2, "needs --force");

@@ -114,6 +114,7 @@ async fn release(
 ) -> Result<ExitStatus> {
     project.require(&[API_SERVICE, crate::ops::nginx::NGINX_SERVICE])?;
     let engine = ctx.engine().await?;
+    ctx.require_files_reach(&engine, kind)?;
     let target = ctx.stack(&engine, &project)?.kind;
     let _lock = ctx.lock(&engine, &project, kind, args.wait_lock).await?;
     let history = read_history(ctx, &project)?;

@@ -97,7 +97,7 @@ impl Context {
         let scope = self.stack(engine, project)?.kind.lock_scope();
         let lock =
             crate::ops::lock::acquire(engine, scope, &project.name, operation, wait, &self.printer).await?;
-        crate::ops::debris::sweep(engine, project, &self.printer).await?;
+        self.stack(engine, project)?.sweep().await?;
         Ok(lock)
     }
 }
@@ -114,7 +114,6 @@ fn compose_only(command: &Command) -> Option<&'static str> {
     match command {
         Command::Restart(_) => Some("restart"),
         Command::Monitor(_) => Some("monitor"),
-        Command::Restore(_) => Some("restore"),
         _ => None,
     }
 }
@@ -128,9 +127,32 @@ impl Context {
             crate::ops::target::TargetKind::Swarm => Err(crate::error::CtlError::usage(format!(
                 "`{what}` does not run on the swarm target yet"
             ))
-            .hint("on swarm: setup, start, stop, scale, status, logs, deploy and backup; use the docker CLI on a manager for the rest (`docker service logs`)")),
+            .hint("on swarm: every command but restart and monitor; use the docker CLI on a manager for the rest (`docker service logs`)")),
             crate::ops::target::TargetKind::Compose => Ok(()),
         }
+    }
+}
+
+impl Context {
+    /// On the compose target, `what` writes files that the containers mount (the stack
+    /// files, Nginx's upstream): against a remote engine they would land on this machine and
+    /// never reach the containers, so it stops with exit 2 before writing anything.
+    pub fn require_files_reach(&self, engine: &Engine, what: &str) -> Result<()> {
+        let kind = match self.global.target {
+            Some(kind) => kind,
+            None => Project::load(&self.project_options())
+                .ok()
+                .and_then(|p| crate::ops::target::TargetKind::resolve(None, &p).ok())
+                .unwrap_or(crate::ops::target::TargetKind::Compose),
+        };
+        if kind == crate::ops::target::TargetKind::Swarm || !engine.is_remote() {
+            return Ok(());
+        }
+        Err(crate::error::CtlError::usage(format!(
+            "`{what}` on the compose target writes files that the containers mount, so it must run on the server itself; the engine at {} is on another machine",
+            engine.info.host
+        ))
+        .hint("run it there (`ssh SERVER pricescan-ctl ...`); read-only commands such as status and logs work from here"))
     }
 }
 

@@ -17,6 +17,7 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;
+    ctx.require_files_reach(&engine, "restart")?;
     let _lock = ctx.lock(&engine, &project, "restart", args.lock.wait).await?;
     resources::ensure(&engine, &project, &ctx.printer).await?;
     let containers = engine.project_containers(&project.name).await?;

@@ -16,6 +16,7 @@ use std::io::{IsTerminal, Write};
 pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
+    ctx.require_files_reach(&engine, "restore")?;
     let (b, lock) = match backups::find(&project, Some(&args.id)) {
         Ok(b) => {
             check(&b)?;
@@ -44,12 +45,30 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         Some(held) => held,
         None => ctx.lock(&engine, &project, "restore", args.lock.wait).await?,
     };
+    let stack = ctx.stack(&engine, &project)?;
+    // On swarm: the data node's engine, and no API task running meanwhile.
+    let data = stack.data_engine().await?;
+    let held = stack.hold_api().await?;
     let restorer = Restorer {
-        engine: &engine,
+        engine: &data,
         project: &project,
         printer: &ctx.printer,
+        api_held: held.is_some(),
     };
-    let result = restorer.restore(&b, &wanted).await;
+    let restored = restorer.restore(&b, &wanted).await;
+    let back =
+        crate::cleanup::despite_signals("start the API again", stack.release_api(held), &ctx.printer).await;
+    let result = match (restored, back) {
+        (Ok(safety), Err(e)) => Err(e
+            .cause(format!(
+                "the restore itself succeeded (the data from before is in {safety})"
+            ))
+            .hint("`pricescan-ctl start -s api` starts it")),
+        (Err(e), Err(b)) => Err(e
+            .cause(format!("starting the API again failed too: {}", b.what))
+            .hint("`pricescan-ctl start -s api` starts it")),
+        (result, Ok(())) => result,
+    };
     tell(ctx, &project, &b.id, &result).await;
     let safety = result?;
     ctx.printer.info(&format!(

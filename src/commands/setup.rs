@@ -59,6 +59,7 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
         .map_or(cwd.clone(), |d| resolve_path(&cwd, d));
     std::fs::create_dir_all(&dir).context(|| format!("cannot create {}", dir.display()))?;
     let mut engine = ctx.engine().await?;
+    ctx.require_files_reach(&engine, "setup")?;
     check_prerequisites(ctx, &mut engine, &dir, args.strict).await?;
 
     let mut changes = Changes::default();

@@ -12,6 +12,7 @@ pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;
+    ctx.require_files_reach(&engine, "start")?;
     let _lock = ctx.lock(&engine, &project, "start", args.lock.wait).await?;
     ctx.stack(&engine, &project)?
         .start(&waves.concat(), args.no_wait, args.timeout)

@@ -93,6 +93,14 @@ impl Engine {
         })
     }
 
+    /// True when the engine runs on another machine (ssh://, tcp://): files written here
+    /// are not files its containers can mount.
+    pub fn is_remote(&self) -> bool {
+        ["ssh://", "tcp://", "http://", "https://"]
+            .iter()
+            .any(|s| self.info.host.starts_with(s))
+    }
+
     /// Stamps one-off containers created from now on with `labels` (see `owner`).
     pub fn set_owner(&mut self, labels: std::collections::HashMap<String, String>) {
         self.owner = labels;

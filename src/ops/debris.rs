@@ -16,7 +16,15 @@ use crate::error::{Context as _, Result};
 use crate::output::Printer;
 use crate::stack::Project;
 
+/// Everything a crashed command left on one host.
 pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Result<()> {
+    leftovers(engine, project, printer).await?;
+    settle_api(engine, project, printer).await?;
+    unfinished_restore(engine, project, printer, false).await
+}
+
+/// Partial backup directories, and one-off containers whose creator is gone.
+pub async fn leftovers(engine: &Engine, project: &Project, printer: &Printer) -> Result<()> {
     for leftover in backups::list(&backup_root(project))?.iter().filter(|b| b.partial) {
         std::fs::remove_dir_all(&leftover.path)
             .context(|| format!("cannot remove {}", leftover.path.display()))?;
@@ -36,7 +44,17 @@ pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Res
             ));
         }
     }
-    settle_api(engine, project, printer).await?;
+    Ok(())
+}
+
+/// A restore killed after touching data: its pre-restore backup goes back, through `data`,
+/// the engine that runs MySQL and Redis.
+pub async fn unfinished_restore(
+    data: &Engine,
+    project: &Project,
+    printer: &Printer,
+    api_held: bool,
+) -> Result<()> {
     if let Some(marker) = super::restore::read_marker(project) {
         let doing = match marker.phase {
             super::restore::Phase::Staging => {
@@ -52,9 +70,10 @@ pub async fn sweep(engine: &Engine, project: &Project, printer: &Printer) -> Res
             marker.target, marker.started_at
         ));
         let restorer = super::restore::Restorer {
-            engine,
+            engine: data,
             project,
             printer,
+            api_held,
         };
         let what = format!("put back pre-restore backup {}", marker.safety);
         crate::cleanup::despite_signals(&what, restorer.put_back(&marker, None), printer)

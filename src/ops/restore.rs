@@ -101,6 +101,9 @@ pub struct Restorer<'a> {
     pub engine: &'a Engine,
     pub project: &'a Project,
     pub printer: &'a Printer,
+    /// No API runs meanwhile (swarm stops its tasks first): Nginx's read-only mode and the
+    /// API's pause have nothing to do.
+    pub api_held: bool,
 }
 
 impl Restorer<'_> {
@@ -127,12 +130,10 @@ impl Restorer<'_> {
         // Writes are refused before the pre-restore backup, so that it holds every write the
         // API accepted: putting it back after a failed swap then loses nothing.
         let nginx = nginx::running_nginx(&containers);
-        if let Err(e) = nginx::set_read_only(self.engine, self.project, nginx, true).await {
+        if let Err(e) = self.writes(nginx, false).await {
             clear_marker(self.project);
             return Err(e);
         }
-        self.printer
-            .info("read-only: writes get 503 until the restore is done");
         let safety = tokio::select! {
             r = backup::take(self.engine, self.project, "pre-restore", parts, self.printer, None) => r,
             _ = signals::received() => Err(signals::interrupted("during the pre-restore backup")),
@@ -184,6 +185,19 @@ impl Restorer<'_> {
         })
     }
 
+    /// Nginx's write mode: refused (503) while data is replaced, accepted otherwise.
+    async fn writes(&self, nginx: Option<&ContainerInfo>, accepted: bool) -> Result<()> {
+        if self.api_held {
+            return Ok(());
+        }
+        nginx::set_read_only(self.engine, self.project, nginx, !accepted).await?;
+        if !accepted {
+            self.printer
+                .info("read-only: writes get 503 until the restore is done");
+        }
+        Ok(())
+    }
+
     /// Phase one, while the old data keeps serving reads: Nginx refuses writes (503) so that
     /// none is lost in the swap, and the dump goes into the shadow schema, whose row counts
     /// must match the manifest.
@@ -231,13 +245,7 @@ impl Restorer<'_> {
             self.settle_loader(&mysql.id, loader).await?;
             shadow::discard(self.engine, &mysql.id).await?;
         }
-        nginx::set_read_only(
-            self.engine,
-            self.project,
-            nginx::running_nginx(&containers),
-            false,
-        )
-        .await?;
+        self.writes(nginx::running_nginx(&containers), true).await?;
         Ok(())
     }
 
@@ -261,11 +269,13 @@ impl Restorer<'_> {
                 false => self.engine.pause(id).await?,
             }
         }
-        self.printer.info(if redis {
-            "stopped the API"
-        } else {
-            "paused the API for the swap"
-        });
+        if !api.is_empty() {
+            self.printer.info(if redis {
+                "stopped the API"
+            } else {
+                "paused the API for the swap"
+            });
+        }
         let clock = std::time::Instant::now();
         let swapped = async {
             if parts.contains(&Part::Mysql) {
@@ -292,7 +302,7 @@ impl Restorer<'_> {
             let db = manifest.database.clone().unwrap_or_default();
             check_rows(self.engine, containers, manifest, &db).await?;
         }
-        nginx::set_read_only(self.engine, self.project, nginx::running_nginx(containers), false).await?;
+        self.writes(nginx::running_nginx(containers), true).await?;
         Ok(())
     }
 

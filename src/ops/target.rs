@@ -187,6 +187,31 @@ impl Stack<'_> {
         }
     }
 
+    /// Cleans what a crashed command left behind; only a lock holder may.
+    pub async fn sweep(&self) -> Result<()> {
+        match self.kind {
+            TargetKind::Compose => super::debris::sweep(self.engine, self.project, self.printer).await,
+            TargetKind::Swarm => swarm::sweep(self).await,
+        }
+    }
+
+    /// Before a restore: on swarm the API's tasks stop (Nginx cannot be made read-only
+    /// there); returns the task count to bring back, or None where the restore itself
+    /// handles the API (one host: read-only mode, then a pause for the swap).
+    pub async fn hold_api(&self) -> Result<Option<u64>> {
+        match self.kind {
+            TargetKind::Compose => Ok(None),
+            TargetKind::Swarm => swarm::hold::hold_api(self).await.map(Some),
+        }
+    }
+
+    pub async fn release_api(&self, held: Option<u64>) -> Result<()> {
+        match held {
+            None => Ok(()),
+            Some(replicas) => swarm::hold::release_api(self, replicas).await,
+        }
+    }
+
     /// The engine where MySQL and Redis run, for backups and restores: this one, or the
     /// data node's (DESIGN §11).
     pub async fn data_engine(&self) -> Result<Engine> {

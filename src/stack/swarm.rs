@@ -13,8 +13,11 @@ use std::time::Duration;
 
 /// The label `docker stack deploy` puts on everything of a stack.
 pub const NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
-/// The node label that marks the data node: `node.labels.<this>==true`.
-pub const DATA_NODE_LABEL: &str = "io.pricescan.data";
+/// The node label that marks the project's data node: `node.labels.<this>==true`. One per
+/// project, so that stacks sharing a swarm never move each other's MySQL.
+pub fn data_node_label(project: &str) -> String {
+    format!("io.pricescan.data.{project}")
+}
 /// Services whose data lives in a node-local volume, so they run on the data node only,
 /// one task each.
 pub const DATA_SERVICES: [&str; 2] = ["pricescan-mysql", "pricescan-redis"];
@@ -134,7 +137,7 @@ pub fn plan(project: &Project, service: &str, replicas: Option<u64>) -> Result<S
     let is_data = DATA_SERVICES.contains(&service);
     let mut constraints = deploy.placement.constraints.clone();
     if is_data {
-        constraints.push(format!("node.labels.{DATA_NODE_LABEL}==true"));
+        constraints.push(format!("node.labels.{}==true", data_node_label(&project.name)));
     }
     let ports = published_ports(project, service);
     let mut labels = svc.labels.clone();
@@ -534,7 +537,7 @@ mod tests {
         assert!(
             mysql
                 .constraints
-                .contains(&"node.labels.io.pricescan.data==true".to_string())
+                .contains(&"node.labels.io.pricescan.data.shop==true".to_string())
         );
         assert_eq!(mysql.volumes[0].source, "shop_mysql-data");
         let redis = plan(&p, "pricescan-redis", None).unwrap();

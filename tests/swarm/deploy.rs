@@ -178,6 +178,42 @@ fn refused_deploys(p: &TestProject, api: &str) {
     }
     assert!(!run.stderr.contains(&node_id(1)), "{}", run.all());
     assert_eq!(service_field(api, "{{.Version.Index}}"), before);
+    paused_update_is_refused(p, api);
+}
+
+/// An update someone else started and the swarm paused: a deploy on top of it is refused
+/// with how to resume or roll back, and changes nothing.
+fn paused_update_is_refused(p: &TestProject, api: &str) {
+    lab(
+        1,
+        &[
+            "service",
+            "update",
+            "--detach",
+            "--update-failure-action",
+            "pause",
+            "--image",
+            "pricescan-test/api:broken",
+            api,
+        ],
+    );
+    let state = || service_field(api, "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while state() != "paused" {
+        assert!(Instant::now() < deadline, "the update never paused: {}", state());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = service_field(api, "{{.Version.Index}}");
+    let run = p.run(&["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(
+        run.stderr.contains("has an update that is paused"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stderr.contains("docker service rollback"), "{}", run.all());
+    assert_eq!(service_field(api, "{{.Version.Index}}"), before);
+    lab(1, &["service", "rollback", "--detach", api]);
 }
 
 fn nix_kill(pid: u32, signal: &str) {

@@ -8,6 +8,12 @@
 #   tests/swarm/lab.sh kill N   SIGKILL node N's dockerd
 #   tests/swarm/lab.sh lose N   a lost server: node N leaves the network and its daemon dies
 #
+# Nodes 1 and 2 also run an sshd (Debian's openssh-server) in their namespace, so that
+# pricescan-ctl reaches their engines at ssh://root@ADDR through the system ssh: a generated
+# key, a host config in /etc/ssh/ssh_config.d/pslab.conf for the lab's addresses only, and
+# DOCKER_HOST set per key (`docker system dial-stdio` on the far side needs to know the
+# node's socket, since every node shares this machine's filesystem).
+#
 # Pitfalls found here: `ip netns exec` hides the cgroup v1 mounts (remounted below); each
 # daemon needs its own config file, data-root, exec-root (short: socket paths), pidfile,
 # socket and containerd namespace; overlay2; no IPVS (dnsrr and host-mode ports only).
@@ -84,12 +90,47 @@ up() {
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
-  echo "lab up: $nodes nodes; manager at $(sock 1)"
+  ssh_up
+  echo "lab up: $nodes nodes; manager at $(sock 1); sshd at $(addr 1) and $(addr 2)"
   dk 1 node ls
   touch "$state/ready"
 }
 
+ssh_up() {
+  local d="$state/ssh"
+  mkdir -p "$d" /run/sshd
+  chmod 700 "$d"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
+  ssh-keygen -q -t ed25519 -N '' -f "$d/id_ed25519"
+  for i in 1 2; do
+    echo "environment=\"DOCKER_HOST=$(sock "$i")\" $(cat "$d/id_ed25519.pub")" >"$d/keys$i"
+    cat >"$d/sshd$i.conf" <<EOF
+ListenAddress $(addr "$i")
+HostKey $d/host_key
+AuthorizedKeysFile $d/keys$i
+PermitUserEnvironment DOCKER_HOST
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile $d/sshd$i.pid
+EOF
+    ip netns exec "pslab$i" /usr/sbin/sshd -f "$d/sshd$i.conf"
+  done
+  cat >/etc/ssh/ssh_config.d/pslab.conf <<EOF
+# The swarm lab of pricescan-ctl's tests (tests/swarm/lab.sh); removed by lab.sh down.
+Host $net.*
+  IdentityFile $d/id_ed25519
+  UserKnownHostsFile $d/known_hosts
+  StrictHostKeyChecking accept-new
+  BatchMode yes
+EOF
+}
+
 down() {
+  for f in "$state"/ssh/sshd*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  rm -f /etc/ssh/ssh_config.d/pslab.conf
   # Containers first, while the daemons still answer; then the daemons, given time to stop.
   for i in $(seq "$nodes"); do
     dk "$i" ps -aq 2>/dev/null | xargs -r docker -H "$(sock "$i")" rm -f >/dev/null 2>&1 || true

@@ -3,6 +3,7 @@
 //! service per compose service and waits for their tasks; stop and scale set replicas.
 
 pub mod deploy;
+pub mod hold;
 pub mod nodes;
 pub mod status;
 
@@ -11,7 +12,7 @@ use crate::engine::{Engine, LogSource, NodeInfo, ServiceInfo, TaskInfo};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::output::ServiceBoard;
 use crate::stack::Project;
-use crate::stack::swarm::{self, DATA_NODE_LABEL, DATA_SERVICES, FileKind, FileObject};
+use crate::stack::swarm::{self, DATA_SERVICES, FileKind, FileObject, data_node_label};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,9 @@ pub async fn prepare(stack: &Stack<'_>, prepare: &Prepare<'_>) -> Result<Vec<Str
     }
     engine.require_manager().await?;
     let nodes = engine.nodes().await?;
-    let data = choose_data_node(&nodes, prepare.data_node)?;
-    if engine.label_only(&data.id, DATA_NODE_LABEL, "true").await? {
+    let label = data_node_label(&stack.project.name);
+    let data = choose_data_node(&nodes, &label, prepare.data_node)?;
+    if engine.label_only(&data.id, &label, "true").await? {
         changes.push(format!(
             "data node: {} ({}) holds MySQL and Redis",
             data.hostname, data.id
@@ -42,7 +44,7 @@ pub async fn prepare(stack: &Stack<'_>, prepare: &Prepare<'_>) -> Result<Vec<Str
 
 /// The node named by `--data-node` (full ID, unique ID prefix, or unique hostname), else the
 /// node already labelled, else the only node.
-fn choose_data_node<'a>(nodes: &'a [NodeInfo], wanted: Option<&str>) -> Result<&'a NodeInfo> {
+fn choose_data_node<'a>(nodes: &'a [NodeInfo], label: &str, wanted: Option<&str>) -> Result<&'a NodeInfo> {
     let listing = || {
         nodes
             .iter()
@@ -51,10 +53,7 @@ fn choose_data_node<'a>(nodes: &'a [NodeInfo], wanted: Option<&str>) -> Result<&
             .join(", ")
     };
     let Some(wanted) = wanted else {
-        let labelled: Vec<&NodeInfo> = nodes
-            .iter()
-            .filter(|n| n.labels.contains_key(DATA_NODE_LABEL))
-            .collect();
+        let labelled: Vec<&NodeInfo> = nodes.iter().filter(|n| n.labels.contains_key(label)).collect();
         return match (labelled.as_slice(), nodes) {
             ([one], _) => Ok(one),
             (_, [only]) => Ok(only),
@@ -147,11 +146,11 @@ async fn object_ids(engine: &Engine, project: &str) -> Result<HashMap<String, St
     Ok(ids)
 }
 
-async fn require_data_node(engine: &Engine) -> Result<NodeInfo> {
+async fn require_data_node(engine: &Engine, project: &str) -> Result<NodeInfo> {
     let nodes = engine.nodes().await?;
     nodes
         .into_iter()
-        .find(|n| n.labels.contains_key(DATA_NODE_LABEL))
+        .find(|n| n.labels.contains_key(&data_node_label(project)))
         .ok_or_else(|| {
             CtlError::usage("no node of this swarm is the data node")
                 .hint("run `pricescan-ctl setup --target swarm --data-node NODE`")
@@ -166,7 +165,7 @@ pub async fn start(
 ) -> Result<ExitStatus> {
     let (engine, printer) = (stack.engine, stack.printer);
     engine.require_manager().await?;
-    require_data_node(engine).await?;
+    require_data_node(engine, &stack.project.name).await?;
     let project = &adopt_serving(engine, stack.project).await?;
     // Read once: the files behind every config and secret, for creating and for pruning.
     let wanted = wanted_objects(project)?;
@@ -210,6 +209,18 @@ pub async fn start(
         .map(|p| (p.service.clone(), p.name.clone(), p.replicas))
         .collect();
     wait_running(stack, &board, &wanted, timeout).await
+}
+
+/// What a crashed command left: partial backups and one-off containers here, a restore
+/// killed half-way (put back on the data node's engine), an API a restore stopped.
+pub async fn sweep(stack: &Stack<'_>) -> Result<()> {
+    let (engine, project, printer) = (stack.engine, stack.project, stack.printer);
+    crate::ops::debris::leftovers(engine, project, printer).await?;
+    if crate::ops::restore::read_marker(project).is_some() {
+        let data = nodes::data_engine(engine, project).await?;
+        crate::ops::debris::unfinished_restore(&data, project, printer, true).await?;
+    }
+    hold::release_if_held(stack).await
 }
 
 /// The model with the deployed release of the API, as its service's labels record it, so

@@ -5,12 +5,13 @@ use crate::engine::{Engine, NodeInfo};
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::stack::Project;
 use crate::stack::node_engines::NodeEngines;
-use crate::stack::swarm::DATA_NODE_LABEL;
+use crate::stack::swarm::data_node_label;
 
 /// How to reach each node, checked against the swarm's node list.
 pub struct Nodes {
     pub all: Vec<NodeInfo>,
     engines: NodeEngines,
+    project: String,
     /// The node whose engine pricescan-ctl already talks to (the manager).
     here: String,
 }
@@ -29,7 +30,12 @@ impl Nodes {
             ))
             .hint("`docker node ls` on a manager lists the node IDs; the key is the full ID"));
         }
-        Ok(Self { all, engines, here })
+        Ok(Self {
+            all,
+            engines,
+            here,
+            project: project.name.clone(),
+        })
     }
 
     /// The engine of `node`: the manager's own connection for itself (unless an entry says
@@ -56,7 +62,7 @@ impl Nodes {
         let node = self
             .all
             .iter()
-            .find(|n| n.labels.contains_key(DATA_NODE_LABEL))
+            .find(|n| n.labels.contains_key(&data_node_label(&self.project)))
             .ok_or_else(|| {
                 CtlError::usage("no node of this swarm is the data node")
                     .hint("run `pricescan-ctl setup --target swarm --data-node NODE`")

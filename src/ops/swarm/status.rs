@@ -4,7 +4,7 @@
 use super::super::target::Stack;
 use crate::engine::{NodeInfo, TaskInfo};
 use crate::error::Result;
-use crate::stack::swarm::{self, DATA_NODE_LABEL, EDGE_SERVICE, ServicePlan};
+use crate::stack::swarm::{self, EDGE_SERVICE, ServicePlan, data_node_label};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -123,7 +123,8 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
                 .collect(),
         });
     }
-    let nodes: Vec<NodeState> = nodes.into_iter().map(node_state).collect();
+    let label = data_node_label(&stack.project.name);
+    let nodes: Vec<NodeState> = nodes.into_iter().map(|n| node_state(n, &label)).collect();
     let edge = swarm::plan(stack.project, EDGE_SERVICE, None).ok();
     let (mut endpoints, inside) = tokio::join!(
         probe_edge(edge.as_ref(), &states, &nodes),
@@ -156,9 +157,9 @@ fn task_health(t: &TaskInfo, checked: bool) -> String {
     }
 }
 
-fn node_state(n: NodeInfo) -> NodeState {
+fn node_state(n: NodeInfo, data_label: &str) -> NodeState {
     NodeState {
-        data: n.labels.contains_key(DATA_NODE_LABEL),
+        data: n.labels.contains_key(data_label),
         node: n,
     }
 }
