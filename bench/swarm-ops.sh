@@ -9,10 +9,13 @@
 source "$(dirname "$0")/lib.sh"
 rows=${ROWS:-1000000}
 (cd "$repo" && cargo build --release --locked -q)
-swarm_project benchswops
+swarm_project "benchswops$$"
 n2=unix:///tmp/pslab/n2/d.sock
 cd "$dir"
 id2=$(docker -H $n2 info --format '{{.Swarm.NodeID}}')
+# Every node's engine by its socket, for the deploy's image check on each node.
+SWARM_NODE_ENGINES=$(for i in 1 2 3; do printf '%s=unix:///tmp/pslab/n%s/d.sock,' "$(docker -H unix:///tmp/pslab/n$i/d.sock info --format '{{.Swarm.NodeID}}')" "$i"; done)
+export SWARM_NODE_ENGINES
 "$bin" -q setup --target swarm --data-node "$id2" --skip-images >/dev/null
 "$bin" -q start >/dev/null
 "$bin" -q scale api=2 >/dev/null
@@ -24,29 +27,33 @@ host=$(docker node inspect "$nginx_node" --format '{{.Status.Addr}}')
 load() { load_at "$host" "$HTTP_PORT" "$1"; }
 update_state() { docker service inspect "$api" --format '{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}'; }
 docker_update() {
+  local deadline=$((SECONDS + 300))
   docker service update --detach -q --image "$1" --update-order start-first --update-failure-action rollback "$api" >/dev/null
   sleep 0.5
-  until [ "$(update_state)" = completed ]; do sleep 0.25; done
+  until [ "$(update_state)" = completed ]; do
+    [ $SECONDS -lt $deadline ] || { echo "docker service update did not complete: $(update_state)" >&2; return 1; }
+    sleep 0.25
+  done
 }
-# round LABEL CMD...: the command under 45 s of load; prints "label seconds ok failed"
+# round LABEL CMD...: the command under 80 s of load; prints "label seconds ok failed"
 round() {
   local label=$1; shift
-  load 45 >/tmp/bench-swops-load & local lp=$!
+  load 80 >/tmp/bench-swops-load & local lp=$!
   sleep 2
   local t0; t0=$(now)
-  "$@" >/dev/null 2>&1
+  "$@" >/dev/null 2>/tmp/bench-swops-err || { cat /tmp/bench-swops-err >&2; echo "$label: $* failed" >&2; exit 1; }
   local took; took=$(echo "$(now) - $t0" | bc)
   wait $lp
   echo "$label $took $(cat /tmp/bench-swops-load)"
 }
 results=()
-for image in v2 v1; do
-  results+=("$(round ours "$bin" -q deploy --no-backup --image pricescan-test/api:$image)")
-  other=$([ $image = v2 ] && echo v1 || echo v2)
-  results+=("$(round docker docker_update pricescan-test/api:$other)")
+# Each round: ours v1 -> v2, then docker v2 -> v1.
+for _ in 1 2; do
+  results+=("$(round ours "$bin" -q deploy --no-backup --image pricescan-test/api:v2)")
+  results+=("$(round docker docker_update pricescan-test/api:v1)")
 done
 "$bin" -q deploy --no-backup --image pricescan-test/api:v1 >/dev/null 2>&1 || true
-printf '\n%-62s %8s %8s %8s\n' "deploy of 2 API tasks under load (4 workers, 45 s each)" "took s" "ok" "failed"
+printf '\n%-62s %8s %8s %8s\n' "deploy of 2 API tasks under load (4 workers, 80 s each)" "took s" "ok" "failed"
 for r in "${results[@]}"; do
   read -r who took ok failed <<<"$r"
   case $who in
@@ -66,7 +73,9 @@ sql "CREATE TABLE prices (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40), s
 sql "INSERT INTO prices (item, shop, price, seen) SELECT CONCAT('item-', seq), 'shop-a', seq / 100, NOW() FROM seq_1_to_$rows"
 read -r t_sock m_sock < <(SWARM_NODE_ENGINES="$id2=$n2" median3 "$bin" backup --only mysql)
 read -r t_ssh m_ssh < <(SWARM_NODE_ENGINES="$id2=ssh://root@$(docker node inspect "$id2" --format '{{.Status.Addr}}')" median3 "$bin" backup --only mysql)
-size=$(du -sk "$(ls -d backups/*/ | head -1)" | cut -f1)
-printf '\n%-62s %8s %12s %8s\n' "backup of $rows rows on the data node ($((size / 1024)) MB; median of 3)" "wall s" "peak RSS KiB" "ratio"
+last=$(ls -d backups/*/ | tail -1)
+size=$(du -sk "$last" | cut -f1)
+counted=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["row_counts"]["prices"])' "$last/manifest.json")
+printf '\n%-62s %8s %12s %8s\n' "backup of $counted rows on the data node ($((size / 1024)) MB compressed; median of 3)" "wall s" "peak RSS KiB" "ratio"
 printf '%-62s %8s %12s %8s\n' "through its local socket (SWARM_NODE_ENGINES unix://)" "$t_sock" "$m_sock" "1.00"
 printf '%-62s %8s %12s %8.2f\n' "through ssh:// (system ssh, docker system dial-stdio)" "$t_ssh" "$m_ssh" "$(ratio "$t_ssh" "$t_sock")"
