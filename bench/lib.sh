@@ -114,7 +114,7 @@ swarm_cleanup() {
   for kind in config secret network; do docker $kind ls -q --filter "$f" | xargs -r docker $kind rm >/dev/null 2>&1 || true; done
   # Each node keeps the volumes of the tasks it ran: a next run would meet old passwords.
   for sock in /tmp/pslab/n*/d.sock; do
-    docker -H "unix://$sock" volume ls -q --filter "$f" | xargs -r docker -H "unix://$sock" volume rm >/dev/null 2>&1 || true
+    docker -H "unix://$sock" volume ls -q --filter "$f" 2>/dev/null | xargs -r docker -H "unix://$sock" volume rm >/dev/null 2>&1 || true
   done
   rm -rf "$dir"
 }
