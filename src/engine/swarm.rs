@@ -367,17 +367,22 @@ impl Engine {
         }
     }
 
-    /// Sets a service's replicas and nothing else. The health check comes from `plan`:
-    /// bollard reads the engine's `Healthcheck` key as `HealthCheck` and would drop it.
-    pub async fn scale_service(&self, plan: &ServicePlan, replicas: u64) -> Result<()> {
-        let name = plan.name.as_str();
+    /// A service's version (for the next update) and its spec as the engine reads it back.
+    async fn service_spec(&self, name: &str) -> Result<(u64, ServiceSpec)> {
         let current = self
             .docker
             .inspect_service(name, None::<InspectServiceOptions>)
             .await
             .map_err(|e| engine_error(&format!("cannot inspect service {name}"), e))?;
         let version = current.version.and_then(|v| v.index).unwrap_or(0);
-        let mut spec = current.spec.unwrap_or_default();
+        Ok((version, current.spec.unwrap_or_default()))
+    }
+
+    /// Sets a service's replicas and nothing else. The health check comes from `plan`:
+    /// bollard reads the engine's `Healthcheck` key as `HealthCheck` and would drop it.
+    pub async fn scale_service(&self, plan: &ServicePlan, replicas: u64) -> Result<()> {
+        let name = plan.name.as_str();
+        let (version, mut spec) = self.service_spec(name).await?;
         spec.mode = Some(replicated(replicas));
         if let Some(c) = spec
             .task_template
@@ -398,19 +403,14 @@ impl Engine {
 
     /// A server-side rollback to the service's previous spec (`docker service rollback`).
     pub async fn rollback_service(&self, name: &str) -> Result<()> {
-        let current = self
-            .docker
-            .inspect_service(name, None::<InspectServiceOptions>)
-            .await
-            .map_err(|e| engine_error(&format!("cannot inspect service {name}"), e))?;
-        let version = current.version.and_then(|v| v.index).unwrap_or(0);
+        let (version, spec) = self.service_spec(name).await?;
         // The engine ignores the spec sent with a rollback and takes its PreviousSpec.
         let options = UpdateServiceOptionsBuilder::default()
             .version(version as i32)
             .rollback("previous")
             .build();
         self.docker
-            .update_service(name, current.spec.unwrap_or_default(), options, None)
+            .update_service(name, spec, options, None)
             .await
             .map_err(|e| engine_error(&format!("cannot roll back service {name}"), e))?;
         Ok(())
