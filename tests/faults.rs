@@ -499,7 +499,8 @@ fn sigterm_before_and_after_the_switch_of_a_deploy() {
 #[test]
 fn a_killed_deploy_is_settled_by_the_next_command() {
     let mut p = stack("killdep", 10, true);
-    p.set_env("API_DRAIN", "60s");
+    // Long enough that the kill lands in the drain, which the next command then finishes.
+    p.set_env("API_DRAIN", "8s");
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_loop(p.port("API_PORT"), "/api/version", 2, stop.clone());
     // Killed before the switch: the new container never served; the next command removes it.
@@ -530,6 +531,7 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     let next = p.ok(&["backup", "--only", "redis"]);
     phases.push(format!("{:.3}: settled\n{}", unix_now(), next.stderr));
     assert!(next.stderr.contains("which serves"), "{}", next.all());
+    assert!(next.all().contains("more before it stops"), "{}", next.all());
     assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
     assert_eq!(p.serving_version(), "v2");
     let history = json(&p.ok(&["--json", "deploy", "history"]));

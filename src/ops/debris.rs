@@ -110,6 +110,9 @@ async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Re
     // and requests would reach a container being stopped.
     let proxy = nginx::running_nginx(&containers);
     nginx::point_upstream(engine, project, proxy, &serving.name).await?;
+    if switched.is_some() {
+        finish_drain(project, printer).await;
+    }
     for c in running.iter().filter(|c| c.id != serving.id) {
         engine.stop(&c.id, None).await?;
         // Before the switch the newer one never served: it goes. After it, the older one is
@@ -129,6 +132,27 @@ async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Re
         record_if_missing(project, serving, printer)?;
     }
     Ok(())
+}
+
+/// The killed rollout had moved traffic when the upstream file was written; the old
+/// container may still answer requests Nginx sent before that, so it gets what is left of
+/// API_DRAIN before it stops, as a finished rollout would have given it.
+async fn finish_drain(project: &Project, printer: &Printer) {
+    let since_switch = std::fs::metadata(nginx::upstream_path(project))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    let left = super::api_drain(project).saturating_sub(since_switch);
+    if left.is_zero() {
+        return;
+    }
+    printer.info(&format!(
+        "letting the old API container drain for {:.1}s more before it stops",
+        left.as_secs_f64()
+    ));
+    let what = "draining the old API container before it stops";
+    crate::cleanup::despite_signals(what, tokio::time::sleep(left), printer).await;
 }
 
 /// A release that serves must be in the history, even when its deploy died between moving
