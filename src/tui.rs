@@ -162,7 +162,7 @@ fn draw_table(frame: &mut Frame, area: Rect, state: &MonitorState, names: &[Stri
     });
     let header = Row::new(crate::ops::monitor::COLUMNS).style(Style::default().add_modifier(Modifier::BOLD));
     let widths = [
-        Constraint::Length(22),
+        Constraint::Length(34),
         Constraint::Length(9),
         Constraint::Length(10),
         Constraint::Length(7),

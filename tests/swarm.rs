@@ -8,6 +8,8 @@ mod common;
 mod data;
 #[path = "swarm/deploy.rs"]
 mod deploy;
+#[path = "swarm/monitor.rs"]
+mod monitor;
 
 use common::lab::*;
 use common::{TestProject, load_loop_at};
@@ -148,6 +150,7 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
         );
     }
     assert_eq!(status["healthy"], true, "{status:#}");
+    monitor::each_task_shows_its_node_and_rates(&mut p, &data);
 
     // A worker that runs an API task but neither Nginx nor the data is lost under load.
     let victim = (2..=3)

@@ -113,7 +113,6 @@ pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
 fn compose_only(command: &Command) -> Option<&'static str> {
     match command {
         Command::Restart(_) => Some("restart"),
-        Command::Monitor(_) => Some("monitor"),
         _ => None,
     }
 }
@@ -127,7 +126,7 @@ impl Context {
             crate::ops::target::TargetKind::Swarm => Err(crate::error::CtlError::usage(format!(
                 "`{what}` does not run on the swarm target yet"
             ))
-            .hint("on swarm: every command but restart and monitor; use the docker CLI on a manager for the rest (`docker service logs`)")),
+            .hint("on swarm: every command but restart; use the docker CLI on a manager for the rest (`docker service logs`)")),
             crate::ops::target::TargetKind::Compose => Ok(()),
         }
     }

@@ -8,9 +8,9 @@ use crate::cli::MonitorArgs;
 use crate::engine::{Engine, Event, Sample};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::ops::monitor::{self, MonitorState, Snapshot};
-use crate::ops::status::{self, Resources};
+use crate::ops::status::{self, NodeRef};
+use crate::ops::target::{Engines, Stack};
 use crate::output::Printer;
-use crate::stack::Project;
 use crate::tui::{self, View};
 use futures_util::StreamExt;
 use ratatui::crossterm::event::{self, Event as Key, KeyCode, KeyModifiers};
@@ -18,8 +18,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// The endpoint whose latency the header shows.
-const API_PROBE: &str = "api on :8000";
+/// The endpoint whose latency the header shows: the API itself on one host, the API through
+/// the first Nginx task on swarm (nothing else reaches it there).
+fn is_api_probe(name: &str) -> bool {
+    name == "api on :8000" || name.starts_with("api via nginx on ")
+}
 /// How long `--once` waits for two samples of every running container (rates need two).
 const ONCE_WAIT: Duration = Duration::from_secs(4);
 
@@ -28,45 +31,55 @@ enum Update {
     /// The stats stream of (service, container) ended.
     Ended(String, String),
     Event(Event),
+    /// A node's engine could not be reached (node, why): its tasks show no rates.
+    Unreachable(String, String),
 }
 
-/// One stats stream per running container, tracked by container name (oxker's way): a
-/// stream that ended is forgotten so that a restarted container gets a new one, a container
-/// that no longer runs has its stream aborted, and every stream is aborted on exit.
+/// One stats stream per running container, tracked by container (oxker's way): a stream
+/// that ended is forgotten so that a restarted container gets a new one, a container that
+/// no longer runs has its stream aborted, and every stream is aborted on exit. Each stream
+/// and one event stream per engine run on the engine of the container's node.
 struct Feeds {
-    engine: Engine,
+    engines: Engines,
+    /// Each engine once reached, by `Engines::key`; None: unreachable, not tried again.
+    reached: HashMap<String, Option<Engine>>,
     tx: mpsc::Sender<Update>,
-    streaming: HashMap<String, tokio::task::JoinHandle<()>>,
+    stats: HashMap<String, tokio::task::JoinHandle<()>>,
+    events: Vec<tokio::task::JoinHandle<()>>,
+    project: String,
 }
 
 impl Drop for Feeds {
     fn drop(&mut self) {
-        for task in self.streaming.values() {
+        for task in self.stats.values().chain(&self.events) {
             task.abort();
         }
     }
 }
 
 impl Feeds {
-    fn follow(&mut self, snapshot: &status::StackStatus) {
-        let running: HashMap<String, String> = snapshot
+    async fn follow(&mut self, snapshot: &status::StackStatus) {
+        let running: HashMap<&str, &status::ServiceStatus> = snapshot
             .services
             .iter()
             .filter(|s| s.state == "running")
-            .filter_map(|s| Some((s.container.clone()?, s.service.clone())))
+            .filter_map(|s| Some((s.container.as_deref()?, s)))
             .collect();
-        self.streaming.retain(|name, task| {
-            let keep = running.contains_key(name) && !task.is_finished();
+        self.stats.retain(|name, task| {
+            let keep = running.contains_key(name.as_str()) && !task.is_finished();
             if !keep {
                 task.abort();
             }
             keep
         });
-        for (name, service) in running {
-            if self.streaming.contains_key(&name) {
+        for (name, row) in running {
+            if self.stats.contains_key(name) {
                 continue;
             }
-            let (engine, tx) = (self.engine.clone(), self.tx.clone());
+            let Some(engine) = self.engine_for(row.node.as_ref()).await else {
+                continue;
+            };
+            let (tx, service, name) = (self.tx.clone(), row.service.clone(), name.to_string());
             let key = name.clone();
             let task = tokio::spawn(async move {
                 let mut stream = std::pin::pin!(engine.stats_stream(&name));
@@ -78,79 +91,89 @@ impl Feeds {
                 }
                 let _ = tx.send(Update::Ended(service, name)).await;
             });
-            self.streaming.insert(key, task);
+            self.stats.insert(key, task);
         }
+    }
+
+    /// The engine of `node`, reached once; its event stream starts when it is first reached.
+    async fn engine_for(&mut self, node: Option<&NodeRef>) -> Option<Engine> {
+        let key = self.engines.key(node.map(|n| n.id.as_str()));
+        if let Some(known) = self.reached.get(&key) {
+            return known.clone();
+        }
+        let reached = match self.engines.of(node.map(|n| n.id.as_str())).await {
+            Ok(engine) => {
+                self.events
+                    .push(follow_events(&engine, &self.project, self.tx.clone()));
+                Some(engine)
+            }
+            Err(e) => {
+                let who = node.map_or_else(|| "this engine".to_string(), |n| n.hostname.clone());
+                let _ = self.tx.try_send(Update::Unreachable(who, e.what));
+                None
+            }
+        };
+        self.reached.insert(key, reached.clone());
+        reached
     }
 
     /// Forgets a stream that ended, so the next refresh starts a new one if it runs again.
     fn ended(&mut self, container: &str) {
-        self.streaming.remove(container);
+        self.stats.remove(container);
     }
+}
+
+fn follow_events(engine: &Engine, project: &str, tx: mpsc::Sender<Update>) -> tokio::task::JoinHandle<()> {
+    let mut events = Box::pin(engine.events(project));
+    tokio::spawn(async move {
+        while let Some(Ok(e)) = events.next().await {
+            if tx.send(Update::Event(e)).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 pub async fn run(ctx: &mut Context, args: MonitorArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let selected = project.select(&args.services.services)?;
     let engine = ctx.engine().await?;
+    let stack = ctx.stack(&engine, &project)?;
     let (tx, mut rx) = mpsc::channel(256);
-    let events_tx = tx.clone();
-    let mut events = Box::pin(engine.events(&project.name));
-    tokio::spawn(async move {
-        while let Some(Ok(e)) = events.next().await {
-            if events_tx.send(Update::Event(e)).await.is_err() {
-                break;
-            }
-        }
-    });
     let mut feeds = Feeds {
-        engine: engine.clone(),
+        engines: stack.engines().await?,
+        reached: HashMap::new(),
         tx,
-        streaming: HashMap::new(),
+        stats: HashMap::new(),
+        events: Vec::new(),
+        project: project.name.clone(),
     };
+    // This engine's events from the start, even before any of its containers runs.
+    feeds.engine_for(None).await;
     let mut state = MonitorState::default();
-    refresh(&engine, &project, &selected, &mut state, &mut feeds).await?;
+    refresh(&stack, &selected, &mut state, &mut feeds).await?;
     let interactive = !args.once && !ctx.printer.is_json() && ctx.printer.stdout_is_tty();
     if interactive {
-        return dashboard(
-            &engine,
-            &project,
-            &selected,
-            &mut state,
-            &mut feeds,
-            &mut rx,
-            args.interval,
-        )
-        .await;
+        return dashboard(&stack, &selected, &mut state, &mut feeds, &mut rx, args.interval).await;
     }
     if args.once || !ctx.printer.is_json() {
         settle(&mut state, &mut feeds, &mut rx).await;
-        refresh(&engine, &project, &selected, &mut state, &mut feeds).await?;
+        refresh(&stack, &selected, &mut state, &mut feeds).await?;
         print_snapshot(&ctx.printer, &state)?;
         return Ok(ExitStatus::Success);
     }
-    stream_json(
-        &engine,
-        &project,
-        &selected,
-        &mut state,
-        &mut feeds,
-        &mut rx,
-        args.interval,
-        &ctx.printer,
-    )
-    .await
+    stream_json(&stack, &selected, &mut state, &mut feeds, &mut rx, args.interval).await
 }
 
 async fn refresh(
-    engine: &Engine,
-    project: &Project,
+    stack: &Stack<'_>,
     selected: &[String],
     state: &mut MonitorState,
     feeds: &mut Feeds,
 ) -> Result<()> {
-    let snapshot = status::collect(engine, project, selected, Resources::Skip).await?;
-    feeds.follow(&snapshot);
-    state.status(snapshot, API_PROBE);
+    let snapshot = stack.monitor_rows(selected).await?;
+    feeds.follow(&snapshot).await;
+    state.status(snapshot, is_api_probe);
     Ok(())
 }
 
@@ -162,6 +185,7 @@ fn apply(state: &mut MonitorState, feeds: &mut Feeds, update: Update) {
             feeds.ended(&container);
         }
         Update::Event(e) => state.event(e),
+        Update::Unreachable(node, why) => state.note(&node, &format!("unreachable: {why}")),
     }
 }
 
@@ -222,16 +246,13 @@ fn print_snapshot(printer: &Printer, state: &MonitorState) -> Result<()> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream_json(
-    engine: &Engine,
-    project: &Project,
+    stack: &Stack<'_>,
     selected: &[String],
     state: &mut MonitorState,
     feeds: &mut Feeds,
     rx: &mut mpsc::Receiver<Update>,
     interval: Duration,
-    printer: &Printer,
 ) -> Result<ExitStatus> {
     let mut tick = tokio::time::interval(interval);
     tick.tick().await;
@@ -241,9 +262,9 @@ async fn stream_json(
             _ = crate::signals::received() => return Ok(ExitStatus::Success),
             Some(update) = rx.recv() => apply(state, feeds, update),
             _ = tick.tick() => {
-                refresh(engine, project, selected, state, feeds).await?;
+                refresh(stack, selected, state, feeds).await?;
                 let line = serde_json::to_string(&snapshot(state)?).context(|| "cannot encode the snapshot".into())?;
-                if printer.line_or_closed(&line) {
+                if stack.printer.line_or_closed(&line) {
                     return Ok(ExitStatus::Success);
                 }
             }
@@ -252,8 +273,7 @@ async fn stream_json(
 }
 
 async fn dashboard(
-    engine: &Engine,
-    project: &Project,
+    stack: &Stack<'_>,
     selected: &[String],
     state: &mut MonitorState,
     feeds: &mut Feeds,
@@ -262,17 +282,7 @@ async fn dashboard(
 ) -> Result<ExitStatus> {
     // ratatui::init() also installs a panic hook that restores the terminal first.
     let mut terminal = ratatui::init();
-    let result = dashboard_loop(
-        &mut terminal,
-        engine,
-        project,
-        selected,
-        state,
-        feeds,
-        rx,
-        interval,
-    )
-    .await;
+    let result = dashboard_loop(&mut terminal, stack, selected, state, feeds, rx, interval).await;
     ratatui::restore();
     result
 }
@@ -280,8 +290,7 @@ async fn dashboard(
 #[allow(clippy::too_many_arguments)]
 async fn dashboard_loop(
     terminal: &mut ratatui::DefaultTerminal,
-    engine: &Engine,
-    project: &Project,
+    stack: &Stack<'_>,
     selected: &[String],
     state: &mut MonitorState,
     feeds: &mut Feeds,
@@ -301,7 +310,7 @@ async fn dashboard_loop(
         tokio::select! {
             Some(update) = rx.recv() => apply(state, feeds, update),
             _ = tick.tick() => {
-                refresh(engine, project, selected, state, feeds).await?;
+                refresh(stack, selected, state, feeds).await?;
                 draw(terminal, state, &view)?;
             }
             _ = keys.tick() => {
@@ -317,7 +326,7 @@ async fn dashboard_loop(
                         KeyCode::Char('s') => view.sort = view.sort.next(),
                         KeyCode::Char('l') => view.logs = match view.logs.take() {
                             Some(_) => None,
-                            None => log_pane(engine, state, &view).await,
+                            None => log_pane(feeds, state, &view).await,
                         },
                         _ => continue,
                     }
@@ -331,19 +340,23 @@ async fn dashboard_loop(
     }
 }
 
-async fn log_pane(engine: &Engine, state: &MonitorState, view: &View) -> Option<(String, Vec<String>)> {
+/// The selected row's last log lines, read on the engine of its node.
+async fn log_pane(feeds: &mut Feeds, state: &MonitorState, view: &View) -> Option<(String, Vec<String>)> {
     let service = tui::order(state, view.sort).get(view.selected)?.clone();
-    let container = state
+    let row = state
         .status
         .as_ref()?
         .services
         .iter()
         .find(|s| s.service == service)?
-        .container
-        .clone()?;
-    let lines = engine
-        .log_tail(&container, 30)
-        .await
-        .unwrap_or_else(|e| vec![e.what]);
+        .clone();
+    let container = row.container.clone()?;
+    let lines = match feeds.engine_for(row.node.as_ref()).await {
+        Some(engine) => engine
+            .log_tail(&container, 30)
+            .await
+            .unwrap_or_else(|e| vec![e.what]),
+        None => vec!["this node's engine cannot be reached".to_string()],
+    };
     Some((service, lines))
 }

@@ -109,8 +109,9 @@ impl MonitorState {
         }
     }
 
-    pub fn status(&mut self, status: StackStatus, probe: &str) {
-        if let Some(e) = status.endpoints.iter().find(|e| e.name == probe) {
+    /// A new status snapshot; the first endpoint that `is_probe` picks feeds the latency.
+    pub fn status(&mut self, status: StackStatus, is_probe: fn(&str) -> bool) {
+        if let Some(e) = status.endpoints.iter().find(|e| is_probe(&e.name)) {
             self.probes += 1;
             match e.ok {
                 true => push_f(&mut self.latencies, e.latency_ms),
@@ -140,6 +141,16 @@ impl MonitorState {
             time,
             service,
             action: e.action,
+        });
+        self.events.truncate(EVENTS);
+    }
+
+    /// A line in the event pane that no engine sent (a node that cannot be reached).
+    pub fn note(&mut self, service: &str, action: &str) {
+        self.events.push_front(EventLine {
+            time: chrono::Utc::now().format("%H:%M:%S").to_string(),
+            service: service.to_string(),
+            action: action.to_string(),
         });
         self.events.truncate(EVENTS);
     }
@@ -208,13 +219,18 @@ pub const COLUMNS: [&str; 9] = [
     "UPTIME",
 ];
 
-/// One monitor row as text, in COLUMNS order; "-" where no rate is known yet.
+/// One monitor row as text, in COLUMNS order; "-" where no rate is known yet. On swarm the
+/// service cell names the task's node.
 pub fn row_text(s: &ServiceStatus, r: Option<Rates>) -> Vec<String> {
     use crate::output::{human_age, human_bytes};
     let rate = |bps: f64| format!("{}/s", human_bytes(bps as u64));
     let or_dash = |f: &dyn Fn(Rates) -> String| r.map_or("-".to_string(), f);
+    let service = match &s.node {
+        Some(node) => format!("{} @ {}", s.service, node.hostname),
+        None => s.service.clone(),
+    };
     vec![
-        s.service.clone(),
+        service,
         s.state.clone(),
         s.health.clone(),
         or_dash(&|r| format!("{:.1}%", r.cpu_percent)),

@@ -44,6 +44,40 @@ pub struct ServiceStatus {
     pub drift: bool,
     pub drift_reason: Option<String>,
     pub healthy: bool,
+    /// The swarm node that runs this task (swarm target only; on one host, absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeRef>,
+}
+
+impl ServiceStatus {
+    /// A row with nothing running to read: the state says why.
+    pub fn without_container(service: &str, image: String, state: &str, healthy: bool) -> Self {
+        ServiceStatus {
+            service: service.to_string(),
+            container: None,
+            state: state.into(),
+            health: "none".into(),
+            version: None,
+            image,
+            uptime_s: None,
+            restarts: 0,
+            ports: Vec::new(),
+            cpu_percent: None,
+            memory_bytes: None,
+            memory_limit_bytes: None,
+            drift: false,
+            drift_reason: None,
+            healthy,
+            node: None,
+        }
+    }
+}
+
+/// A swarm node, named as operators see it: ID (hostnames can repeat) and hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeRef {
+    pub id: String,
+    pub hostname: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -115,23 +149,7 @@ async fn service_status(
 ) -> Result<ServiceStatus> {
     let image = project.service(service).image.clone().unwrap_or_default();
     let Some(c) = container else {
-        return Ok(ServiceStatus {
-            service: service.to_string(),
-            container: None,
-            state: "missing".into(),
-            health: "none".into(),
-            version: None,
-            image,
-            uptime_s: None,
-            restarts: 0,
-            ports: Vec::new(),
-            cpu_percent: None,
-            memory_bytes: None,
-            memory_limit_bytes: None,
-            drift: false,
-            drift_reason: None,
-            healthy: false,
-        });
+        return Ok(ServiceStatus::without_container(service, image, "missing", false));
     };
     // One sample only: the engine answers a second one for the same container no sooner than
     // a second later, and status must answer well under a second.
@@ -185,6 +203,7 @@ fn row(
         drift: drift_reason.is_some(),
         drift_reason,
         healthy: d.is_ready(),
+        node: None,
     }
 }
 

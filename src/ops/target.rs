@@ -114,6 +114,30 @@ impl Stack<'_> {
         })
     }
 
+    /// What `monitor` shows each interval: one row per container, or per task with its node.
+    pub async fn monitor_rows(&self, selected: &[String]) -> Result<super::status::StackStatus> {
+        match self.kind {
+            TargetKind::Compose => {
+                super::status::collect(self.engine, self.project, selected, Resources::Skip).await
+            }
+            TargetKind::Swarm => Ok(swarm::status::task_rows(
+                swarm::status::collect(self, selected).await?,
+            )),
+        }
+    }
+
+    /// The engines that run the stack's containers, for their stats and events.
+    pub async fn engines(&self) -> Result<Engines> {
+        let nodes = match self.kind {
+            TargetKind::Compose => None,
+            TargetKind::Swarm => Some(swarm::nodes::Nodes::load(self.engine, self.project).await?),
+        };
+        Ok(Engines {
+            here: self.engine.clone(),
+            nodes,
+        })
+    }
+
     /// `scale SERVICE=N`: swarm only; one host runs one API container, rolled by deploys.
     pub async fn scale(
         &self,
@@ -271,5 +295,33 @@ pub async fn log_sources(
                 .collect())
         }
         TargetKind::Swarm => swarm::log_sources(engine, project, service).await,
+    }
+}
+
+/// Where each container's engine is: this one on one host; on swarm, each node's engine,
+/// reached as backups reach the data node (SWARM_NODE_ENGINES, else ssh).
+pub struct Engines {
+    here: Engine,
+    nodes: Option<swarm::nodes::Nodes>,
+}
+
+impl Engines {
+    /// One key per distinct engine: "" for this one, else the node ID.
+    pub fn key(&self, node: Option<&str>) -> String {
+        match (node, &self.nodes) {
+            (Some(id), Some(nodes)) if !nodes.is_here(id) => id.to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The engine of `node` (None: the one pricescan-ctl talks to). Unreachable is exit 69.
+    pub async fn of(&self, node: Option<&str>) -> Result<Engine> {
+        let (Some(id), Some(nodes)) = (node, &self.nodes) else {
+            return Ok(self.here.clone());
+        };
+        let Some(info) = nodes.all.iter().find(|n| n.id == id) else {
+            return Err(CtlError::failure(format!("node {id} left the swarm")));
+        };
+        nodes.connect(&self.here, info).await
     }
 }

@@ -41,7 +41,7 @@ impl Nodes {
     /// The engine of `node`: the manager's own connection for itself (unless an entry says
     /// otherwise), else its URL. Unreachable is exit 69, naming the node.
     pub async fn connect(&self, manager: &Engine, node: &NodeInfo) -> Result<Engine> {
-        if node.id == self.here && !self.engines.given.contains_key(&node.id) {
+        if self.is_here(&node.id) {
             return Ok(manager.clone());
         }
         let url = self.engines.url(&node.id, &node.addr);
@@ -55,6 +55,11 @@ impl Nodes {
             }
             error.hint("set SWARM_NODE_ENGINES=NODE_ID=URL for it, or make `ssh NODE docker version` work (keys, SWARM_SSH_USER)")
         })
+    }
+
+    /// Whether `id`'s engine is the manager's own connection.
+    pub fn is_here(&self, id: &str) -> bool {
+        id == self.here && !self.engines.given.contains_key(id)
     }
 
     /// The node labelled as the data node; a data node that is down is exit 1, naming it.

@@ -4,6 +4,7 @@
 use super::super::target::Stack;
 use crate::engine::{NodeInfo, TaskInfo};
 use crate::error::Result;
+use crate::ops::status::{Endpoint, NodeRef, ServiceStatus, StackStatus};
 use crate::stack::swarm::{self, EDGE_SERVICE, ServicePlan, data_node_label};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -46,6 +47,9 @@ pub struct TaskState {
     pub error: Option<String>,
     #[serde(skip)]
     pub container_id: Option<String>,
+    /// When the task last changed state (RFC 3339), for the monitor's uptime.
+    #[serde(skip)]
+    pub since: String,
 }
 
 /// A node as the manager sees it, and whether it is the data node.
@@ -119,6 +123,7 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
                     health: task_health(t, checked),
                     error: t.error.clone(),
                     container_id: t.container_id.clone(),
+                    since: t.timestamp.clone(),
                 })
                 .collect(),
         });
@@ -145,6 +150,77 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
         nodes,
         endpoints,
     })
+}
+
+/// The swarm's status as `monitor` rows: one per task, named by service and slot, with its
+/// node, so that each task's stats can be read on its node's engine.
+pub fn task_rows(status: SwarmStatus) -> StackStatus {
+    let mut rows = Vec::new();
+    for s in &status.services {
+        if s.tasks.is_empty() {
+            rows.push(no_task_row(s));
+        }
+        for t in &s.tasks {
+            rows.push(task_row(s, t));
+        }
+    }
+    let endpoints = status
+        .endpoints
+        .into_iter()
+        .map(|p| Endpoint {
+            name: p.name,
+            url: p.url,
+            ok: p.ok,
+            status: p.status,
+            latency_ms: p.latency_ms,
+            error: p.error,
+        })
+        .collect();
+    StackStatus {
+        project: status.project,
+        healthy: status.healthy,
+        services: rows,
+        endpoints,
+        last_backup: None,
+        release: None,
+    }
+}
+
+fn task_row(s: &ServiceState, t: &TaskState) -> ServiceStatus {
+    let running = t.state == "running";
+    let uptime = chrono::DateTime::parse_from_rfc3339(&t.since)
+        .ok()
+        .filter(|_| running)
+        .map(|at| {
+            (chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+                .num_seconds()
+                .max(0) as u64
+        });
+    let name = match (s.tasks.len(), t.slot) {
+        (1, _) => s.service.clone(),
+        (_, Some(slot)) => format!("{}.{slot}", s.service),
+        (_, None) => format!("{}.{}", s.service, &t.id[..t.id.len().min(12)]),
+    };
+    let mut row = ServiceStatus::without_container(&name, s.image.clone(), &t.state, false);
+    row.container = t.container_id.clone();
+    row.health = t.health.clone();
+    row.version = s.image.rsplit_once(':').map(|(_, tag)| tag.to_string());
+    row.uptime_s = uptime;
+    row.healthy = running && t.health != "starting";
+    row.node = Some(NodeRef {
+        id: t.node_id.clone(),
+        hostname: t.node.clone(),
+    });
+    row
+}
+
+/// A service without a task (scaled to zero, or not placeable): one row says so.
+fn no_task_row(s: &ServiceState) -> ServiceStatus {
+    let state = match s.replicas.desired {
+        0 => "scaled to 0",
+        _ => "no task",
+    };
+    ServiceStatus::without_container(&s.service, s.image.clone(), state, s.replicas.desired == 0)
 }
 
 /// The engine reports a task with a health check as running only once it is healthy.
