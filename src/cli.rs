@@ -138,6 +138,10 @@ pub enum Command {
     Lock(LockArgs),
     /// Send notifications: `notify test` checks every configured channel
     Notify(NotifyArgs),
+    /// Audit this server: exposure, secrets, TLS, backups, disk, logs, engine, drift (exit 1 on a fail)
+    Doctor,
+    /// Free what is safe to free: old release images, dangling images, dead one-off containers, build cache
+    Cleanup(CleanupArgs),
     /// Print shell completions
     Completions(CompletionsArgs),
     /// Print the man page (roff)
@@ -442,6 +446,18 @@ pub enum LockCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct CleanupArgs {
+    /// Print what would go and the space it would free; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove without asking (needed when not on a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub lock: WaitArgs,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,14 @@ pub fn free_space(path: &Path) -> Result<u64> {
     Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
 }
 
+/// Free bytes (for an unprivileged writer) and total bytes of the filesystem holding `path`.
+pub fn space(path: &Path) -> Result<(u64, u64)> {
+    let stat = nix::sys::statvfs::statvfs(path)
+        .context(|| format!("cannot read free space of {}", path.display()))?;
+    let unit = stat.fragment_size() as u64;
+    Ok((stat.blocks_available() as u64 * unit, stat.blocks() as u64 * unit))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -170,6 +170,42 @@ impl Printer {
         self.out(&table.to_string());
     }
 
+    /// One `doctor` finding: its status word (painted by `style`), its check, what was found,
+    /// and the fix on an indented line.
+    pub fn finding(&self, style: Style, status: &str, check: &str, message: &str, fix: Option<&str>) {
+        if self.quiet && style == Style::Ok {
+            return;
+        }
+        let word = self.paint(self.color_out, style, &format!("{status:<5}"));
+        let mut text = format!("{word} {check:<9} {message}");
+        if let Some(fix) = fix {
+            text.push_str(&format!(
+                "\n{:16}{} {fix}",
+                "",
+                self.paint(self.color_out, Style::Dim, "fix:")
+            ));
+        }
+        self.out(&text);
+    }
+
+    /// Asks `question` on the terminal and reads y/yes; None when stdin is not a terminal.
+    pub fn confirm(&self, question: &str) -> Option<bool> {
+        if !std::io::stdin().is_terminal() {
+            return None;
+        }
+        self.err_inline(&format!("{question} [y/N] "));
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        let answer = answer.trim();
+        Some(answer.eq_ignore_ascii_case("y") || answer.eq_ignore_ascii_case("yes"))
+    }
+
+    fn err_inline(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "{}", self.scrub(text));
+        let _ = stderr.flush();
+    }
+
     /// `error: WHAT`, indented `cause:` lines, then `hint:` (DESIGN §4).
     pub fn error(&self, e: &CtlError) {
         let mut text = format!("{} {}", self.paint(self.color_err, Style::Bad, "error:"), e.what);

@@ -2,9 +2,11 @@
 //! none prints directly.
 
 mod backup;
+mod cleanup;
 mod completions;
 mod config;
 mod deploy;
+mod doctor;
 mod lock;
 mod logs;
 mod monitor;
@@ -176,5 +178,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Deploy(args) => deploy::run(ctx, args).await,
         Command::Lock(args) => lock::run(ctx, args).await,
         Command::Notify(args) => notify::run(ctx, args).await,
+        Command::Doctor => doctor::run(ctx).await,
+        Command::Cleanup(args) => cleanup::run(ctx, args).await,
     }
 }

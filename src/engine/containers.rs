@@ -63,6 +63,9 @@ pub struct ContainerDetail {
     pub image_id: String,
     pub labels: HashMap<String, String>,
     pub last_health_output: Option<String>,
+    /// The logging driver and its options (`max-size` is what rotates json-file logs).
+    pub log_driver: String,
+    pub log_options: HashMap<String, String>,
 }
 
 impl ContainerDetail {
@@ -193,11 +196,24 @@ impl Engine {
         Ok(all.into_iter().filter(ContainerInfo::is_oneoff).collect())
     }
 
+    /// Every container attached to `network`, whoever made it.
+    pub async fn network_containers(&self, network: &str) -> Result<Vec<ContainerInfo>> {
+        self.list(HashMap::from([(
+            "network".to_string(),
+            vec![network.to_string()],
+        )]))
+        .await
+    }
+
     async fn all_project_containers(&self, project: &str) -> Result<Vec<ContainerInfo>> {
         let filters = HashMap::from([(
             "label".to_string(),
             vec![format!("{}={project}", labels::PROJECT)],
         )]);
+        self.list(filters).await
+    }
+
+    async fn list(&self, filters: HashMap<String, Vec<String>>) -> Result<Vec<ContainerInfo>> {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
@@ -260,6 +276,11 @@ impl Engine {
             HealthStatusEnum::STARTING => Some("starting"),
             _ => None,
         });
+        let log = c
+            .host_config
+            .as_ref()
+            .and_then(|h| h.log_config.clone())
+            .unwrap_or_default();
         let started_at = state
             .started_at
             .as_deref()
@@ -282,6 +303,8 @@ impl Engine {
             last_health_output: health
                 .log
                 .and_then(|log| log.last().and_then(|r| r.output.clone())),
+            log_driver: log.typ.unwrap_or_default(),
+            log_options: log.config.unwrap_or_default(),
         })
     }
 

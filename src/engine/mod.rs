@@ -17,7 +17,7 @@ use containers::is_status;
 pub use containers::{ContainerDetail, ContainerInfo, ExecOutput, PublishedPort, Sample};
 pub use errors::engine_error;
 pub use lock::{LockRecord, LockScope};
-pub use resources::{Ensured, PullEvent};
+pub use resources::{Ensured, ImageItem, PullEvent};
 pub use spec::{ContainerPlan, container_name};
 pub use streams::{Event, LogQuery, LogSource, Output};
 pub use swarm::{NodeInfo, ServiceInfo, SwarmRole, TaskInfo};
@@ -109,6 +109,16 @@ impl Engine {
     /// True when the engine is at least `MIN_ENGINE`.
     pub fn version_supported(&self) -> bool {
         parse_version(&self.info.version) >= MIN_ENGINE
+    }
+
+    /// The engine's data root (images, containers, volumes), as its host sees it.
+    pub async fn data_root(&self) -> Result<String> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .map_err(|e| engine_error("cannot read engine info", e))?;
+        Ok(info.docker_root_dir.unwrap_or_default())
     }
 
     /// CPU count and memory of the engine's host.

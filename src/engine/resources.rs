@@ -1,4 +1,5 @@
-//! Networks, volumes and images: created with Compose's names and labels, never removed here.
+//! Networks, volumes and images: created with Compose's names and labels. Volumes are never
+//! removed here; an image only when no container uses it.
 
 use super::{Engine, engine_error, labels};
 use crate::error::Result;
@@ -15,6 +16,14 @@ pub enum Ensured {
     Exists,
     /// It exists but another project (or no project) owns it; it is left alone.
     Foreign(String),
+}
+
+/// An image as `cleanup` weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageItem {
+    pub id: String,
+    pub tags: Vec<String>,
+    pub size: u64,
 }
 
 /// One line of a pull's progress.
@@ -101,6 +110,41 @@ impl Engine {
             Err(e) if not_found(&e) => Ok(false),
             Err(e) => Err(engine_error(&format!("cannot inspect image {reference}"), e)),
         }
+    }
+
+    /// The image `reference` names, if it exists.
+    pub async fn image_item(&self, reference: &str) -> Result<Option<ImageItem>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(i) => Ok(Some(ImageItem {
+                id: i.id.unwrap_or_default(),
+                tags: i.repo_tags.unwrap_or_default(),
+                size: i.size.unwrap_or(0).max(0) as u64,
+            })),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(engine_error(&format!("cannot inspect image {reference}"), e)),
+        }
+    }
+
+    /// Untagged images that no other image builds on (`docker image prune`'s set): older
+    /// builds whose tag moved on.
+    pub async fn dangling_images(&self) -> Result<Vec<ImageItem>> {
+        let filters = HashMap::from([("dangling".to_string(), vec!["true".to_string()])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let list = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| engine_error("cannot list images", e))?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageItem {
+                id: i.id,
+                tags: Vec::new(),
+                size: i.size.max(0) as u64,
+            })
+            .collect())
     }
 
     /// Pulls `reference`, yielding per-layer progress. The stream ends with an error item

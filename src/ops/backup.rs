@@ -133,6 +133,7 @@ pub async fn take(
         files: Vec::new(),
         row_counts: BTreeMap::new(),
         verified_at: None,
+        deep_verified_at: None,
     };
     if parts.contains(&Part::Mysql) {
         let c = running_container(&containers, MYSQL_SERVICE)?;

@@ -54,6 +54,9 @@ pub struct Manifest {
     pub row_counts: BTreeMap<String, u64>,
     #[serde(default)]
     pub verified_at: Option<String>,
+    /// The last `verify --deep` that loaded the dump into a throwaway MySQL and passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deep_verified_at: Option<String>,
 }
 
 pub fn reason_word(reason: crate::cli::BackupReason) -> &'static str {
@@ -327,11 +330,15 @@ pub async fn dump_reader(b: &OnDisk) -> Result<impl tokio::io::AsyncRead + Unpin
 }
 
 /// Records a successful verification in the manifest (atomically).
-pub fn mark_verified(b: &OnDisk) -> Result<()> {
+pub fn mark_verified(b: &OnDisk, deep: bool) -> Result<()> {
     let Some(mut m) = b.manifest.clone() else {
         return Ok(());
     };
-    m.verified_at = Some(chrono::Utc::now().to_rfc3339());
+    let now = chrono::Utc::now().to_rfc3339();
+    if deep {
+        m.deep_verified_at = Some(now.clone());
+    }
+    m.verified_at = Some(now);
     write_manifest(&b.path, &m)
 }
 

@@ -354,7 +354,7 @@ impl Remote {
         let b = self.pull(project, id, printer).await?;
         let problems = backups::problems(&b);
         if problems.is_empty() {
-            backups::mark_verified(&b)?;
+            backups::mark_verified(&b, false)?;
             return backups::find(project, Some(id));
         }
         let _ = std::fs::remove_dir_all(&b.path);

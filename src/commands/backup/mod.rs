@@ -245,7 +245,7 @@ async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<Exi
         problems = backups::deep_check(&engine, &project.name, &b).await?;
     }
     if problems.is_empty() {
-        backups::mark_verified(&b)?;
+        backups::mark_verified(&b, deep)?;
         let what = match deep {
             true => {
                 "hashes, zstd stream, dump footer, RDB magic; loaded into a throwaway MySQL with matching row counts"
