@@ -3,6 +3,8 @@
 //! tests/run brings the lab up; this test waits for it and checks the effects with the
 //! docker CLI on the lab's manager.
 
+#[path = "swarm/ci.rs"]
+mod ci;
 mod common;
 #[path = "swarm/data.rs"]
 mod data;
