@@ -36,6 +36,20 @@ fn run_with(p: &TestProject, env: &[(&str, &str)], args: &[&str]) -> Run {
     Run::from(cmd.output().unwrap())
 }
 
+/// `doctor`'s finding about the off-site copy: (status, message, fix).
+fn doctor_offsite(p: &TestProject, env: &[(&str, &str)]) -> (String, String, String) {
+    let report = json(&run_with(p, env, &["--json", "doctor"]));
+    let found = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "backups" && f["message"].as_str().unwrap().contains("off-site"))
+        .unwrap_or_else(|| panic!("no off-site finding: {report:#}"))
+        .clone();
+    let text = |k: &str| found[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("message"), text("fix"))
+}
+
 fn backup_id(p: &TestProject) -> String {
     std::thread::sleep(Duration::from_millis(1100)); // a new id needs a new second
     json(&p.ok(&["--json", "backup"]))["id"]
@@ -255,6 +269,10 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
         "{m}"
     );
 
+    // doctor names the unreachable off-site store as a fail.
+    let (status, message, _) = doctor_offsite(&p, &[]);
+    assert_eq!(status, "fail", "{message}");
+
     // The server could not be told to abort; the journal remembers the upload for later.
     let crashed = uploads();
     assert!(
@@ -291,9 +309,23 @@ fn server_killed_or_signal_mid_upload_leaves_nothing_visible_and_push_catches_up
         uploads()
     );
 
+    // The newest backup is not off-site yet: doctor warns and names the push.
+    let (status, message, fix) = doctor_offsite(&p, &[]);
+    assert_eq!(status, "warn", "{message}");
+    assert!(
+        message.contains(&id) && fix.contains(&format!("backup push {id}")),
+        "{message} / {fix}"
+    );
+
     // push catches up; no pending multipart upload is left from the crash either.
     let pushed = p.ok(&["backup", "push"]);
     assert!(pushed.stdout.contains(&id), "{}", pushed.all());
+    let (status, message, _) = doctor_offsite(&p, &[]);
+    assert_eq!(
+        (status.as_str(), message.contains(&id)),
+        ("ok", true),
+        "{message}"
+    );
     assert!(
         !s3.pending_uploads().contains(&id),
         "a part stayed: {}",
@@ -433,6 +465,10 @@ fn bad_inputs_fail_clearly_and_never_touch_the_local_backups() {
         &["backup", "push"],
     );
     assert_clean(&run, 1, "cannot list the off-site backups");
+    // doctor waits for a hung store no longer than it promises to answer.
+    let (status, message, _) = doctor_offsite(&p, &[("BACKUP_REMOTE_ENDPOINT", &hung)]);
+    assert_eq!(status, "fail", "{message}");
+    assert!(message.contains("no answer within 3s"), "{message}");
     for (key, value) in [
         ("BACKUP_REMOTE_URL", "backups/prod"),
         ("BACKUP_REMOTE_URL", "s3://Bad_Bucket/prod"),
