@@ -10,6 +10,8 @@ mod common;
 mod data;
 #[path = "swarm/deploy.rs"]
 mod deploy;
+#[path = "swarm/doctor.rs"]
+mod doctor;
 #[path = "swarm/monitor.rs"]
 mod monitor;
 

@@ -151,3 +151,28 @@ pub fn node_engines(nodes: &[u32]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+/// Removes a single-host (compose target) stack's containers, networks and volumes from node
+/// 1, however the test ends.
+pub struct OnNode1(pub String);
+
+impl Drop for OnNode1 {
+    fn drop(&mut self) {
+        let filter = format!("label=com.docker.compose.project={}", self.0);
+        for (kind, list) in [
+            ("container", ["ps", "-aq"]),
+            ("network", ["network", "ls"]),
+            ("volume", ["volume", "ls"]),
+        ] {
+            let ids = lab(1, &[list[0], list[1], "-q", "--filter", &filter]);
+            if !ids.is_empty() {
+                let mut args = vec![kind, "rm"];
+                if kind != "network" {
+                    args.push("-f");
+                }
+                args.extend(ids.lines());
+                lab(1, &args);
+            }
+        }
+    }
+}

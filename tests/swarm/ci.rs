@@ -169,28 +169,3 @@ fn the_ci_deploy_jobs_deploy_over_ssh_and_read_every_exit_code() {
     assert_eq!(job.code, 255, "{}", job.out);
     assert!(job.out.contains("ssh failed"), "{}", job.out);
 }
-
-/// Removes the single-host stack's containers, networks and volumes from node 1, however the
-/// test ends.
-struct OnNode1(String);
-
-impl Drop for OnNode1 {
-    fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.0);
-        for (kind, list) in [
-            ("container", ["ps", "-aq"]),
-            ("network", ["network", "ls"]),
-            ("volume", ["volume", "ls"]),
-        ] {
-            let ids = lab(1, &[list[0], list[1], "-q", "--filter", &filter]);
-            if !ids.is_empty() {
-                let mut args = vec![kind, "rm"];
-                if kind != "network" {
-                    args.push("-f");
-                }
-                args.extend(ids.lines());
-                lab(1, &args);
-            }
-        }
-    }
-}
