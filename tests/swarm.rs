@@ -298,6 +298,9 @@ fn bad_swarm_inputs_are_refused_with_exit_2() {
         "--skip-images",
     ]);
     assert_code(&p.run(&["restart"]), 2, "does not run on the swarm target yet");
+    for command in ["doctor", "cleanup"] {
+        assert_code(&p.run(&[command]), 2, "is not available on the swarm target");
+    }
     p.ok(&["start", "-s", "redis"]);
     assert_code(&p.run(&["scale", "redis=2"]), 2, "cannot run more than one task");
     assert_code(&p.run(&["scale", "nginx=2"]), 2, "needs --force");
