@@ -579,3 +579,37 @@ fn an_interrupted_redis_restore_is_never_left_stopped_and_empty() {
     assert_eq!((p.redis("DBSIZE"), p.redis("GET after")), before);
     assert!(api_state(&p).starts_with("running healthy"), "{}", api_state(&p));
 }
+
+#[test]
+fn a_recreation_the_engine_refuses_gives_way_to_the_old_container() {
+    let mut p = stack("refused", 10, false);
+    p.redis("SET kept 1");
+    let redis = format!("{}-pricescan-redis-1", p.name);
+    let before = common::docker_format("container", &redis, "{{.Id}}").unwrap();
+    // json-file refuses this size when the container starts, after it was created.
+    p.set_env("LOG_MAX_SIZE", "-1");
+    let run = p.run(&["start", "-s", "redis"]);
+    assert_eq!(run.code, 3, "{}", run.all());
+    assert!(run.stderr.contains("invalid size"), "{}", run.all());
+    assert!(
+        run.stderr.contains("runs again with its previous configuration"),
+        "{}",
+        run.all()
+    );
+    let state = common::docker_format("container", &redis, "{{.Id}} {{.State.Status}}");
+    assert_eq!(state, Some(format!("{before} running")));
+    assert_eq!(p.redis("GET kept"), "1");
+    // With a size it accepts, the recreation goes through and nothing set aside is left.
+    p.set_env("LOG_MAX_SIZE", "20m");
+    p.ok(&["start", "-s", "redis"]);
+    let after = common::docker_format("container", &redis, "{{.Id}}").unwrap();
+    assert_ne!(after, before);
+    let names = std::process::Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=com.docker.compose.project={}", p.name))
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout);
+    assert!(!names.contains("replaced"), "{names}");
+    assert_eq!(p.redis("GET kept"), "1");
+}

@@ -418,6 +418,17 @@ impl Engine {
         }
     }
 
+    /// Gives a container another name (a stopped one set aside while its successor starts).
+    pub async fn rename(&self, id: &str, name: &str) -> Result<()> {
+        let options = bollard::query_parameters::RenameContainerOptionsBuilder::default()
+            .name(name)
+            .build();
+        self.docker
+            .rename_container(id, options)
+            .await
+            .map_err(|e| engine_error(&format!("cannot rename container {} to {name}", short(id)), e))
+    }
+
     /// Freezes a container's processes: connections to it wait instead of failing.
     pub async fn pause(&self, id: &str) -> Result<()> {
         self.docker

@@ -196,9 +196,29 @@ impl Converger<'_> {
             };
             return Ok((c.name.clone(), action));
         }
-        self.engine.remove(&c.id).await?;
-        let name = self.create(service, c.number).await?;
-        Ok((name, Action::Recreated))
+        // The old container stays, renamed, until its successor runs: one the engine refuses
+        // to start (a bad option, a port taken) gives way to the old one again.
+        let aside = format!("{}-replaced-{}", c.name, &c.id[..c.id.len().min(12)]);
+        self.engine.rename(&c.id, &aside).await?;
+        match self.create(service, c.number).await {
+            Ok(name) => {
+                self.engine.remove(&c.id).await?;
+                Ok((name, Action::Recreated))
+            }
+            Err(e) => {
+                self.put_back(c).await?;
+                Err(e.cause(format!("{} runs again with its previous configuration", c.name)))
+            }
+        }
+    }
+
+    /// Removes a successor that could not start and starts the old container again.
+    async fn put_back(&self, old: &ContainerInfo) -> Result<()> {
+        if self.engine.inspect(&old.name).await.is_ok() {
+            self.engine.remove(&old.name).await?;
+        }
+        self.engine.rename(&old.id, &old.name).await?;
+        self.engine.start(&old.id).await
     }
 
     /// The API: a new container beside the old one; traffic moves once it is healthy; the old
