@@ -136,17 +136,12 @@ fn doctor_passes_a_healthy_stack_and_names_each_fault_with_its_fix() {
 
     // Log rotation left to the engine: json-file without a size limit in the compose file.
     // (This engine's daemon.json sets max-size for every container, so the logs still
-    // rotate here: doctor warns; without those defaults it fails, as the unit test shows.)
-    let compose = p.read("docker-compose.prod.yml");
-    let (head, redis) = compose.split_once("  pricescan-redis:\n").unwrap();
-    let unrotated = redis.replacen(
+    // rotate here: doctor warns; without those defaults it fails, as tests/swarm/doctor.rs
+    // shows on a lab engine.)
+    let compose = p.edit_service(
+        "pricescan-redis",
         "    logging: *default-logging\n",
         "    logging: {driver: json-file}\n",
-        1,
-    );
-    p.write(
-        "docker-compose.prod.yml",
-        &format!("{head}  pricescan-redis:\n{unrotated}"),
     );
     p.ok(&["start", "-s", "redis"]);
     let (_, report) = doctor(&p);
@@ -164,15 +159,11 @@ fn doctor_passes_a_healthy_stack_and_names_each_fault_with_its_fix() {
     let port = common::free_port();
     // (The backend network is internal, where Docker publishes nothing: the fault needs
     // MySQL on the frontend network too.)
-    let (head, mysql) = compose.split_once("  pricescan-mysql:\n").unwrap();
-    let exposed = mysql.replacen(
+    p.edit_service(
+        "pricescan-mysql",
         "    networks: [backend]\n",
         &format!("    networks: [backend, frontend]\n    ports: [\"0.0.0.0:{port}:3306\"]\n"),
-        1,
     );
-    let public = format!("{head}  pricescan-mysql:\n{exposed}");
-    assert_ne!(public, compose);
-    p.write("docker-compose.prod.yml", &public);
     p.ok(&["start", "-s", "mysql"]);
     fails(&p, "exposure", &format!("0.0.0.0:{port}"), "127.0.0.1");
     p.write("docker-compose.prod.yml", &compose);

@@ -4,8 +4,8 @@
 //! uses, the compose file's images, or the image of a release `deploy rollback` can return to.
 
 use super::backups::{self, backup_root};
-use super::release::{self, API_SERVICE, KEEP_RELEASES};
-use crate::engine::{ContainerInfo, Engine};
+use super::release::{self, KEEP_RELEASES};
+use crate::engine::Engine;
 use crate::error::{CtlError, Result};
 use crate::stack::Project;
 use serde::Serialize;
@@ -100,7 +100,8 @@ async fn old_release_images(engine: &Engine, project: &Project) -> Result<Vec<It
         let Some(found) = engine.image_item(image).await? else {
             continue;
         };
-        if in_use.contains(found.id.as_str()) || serving(&containers).is_some_and(|s| s == found.id) {
+        // Every container's image, the serving one's included, stays.
+        if in_use.contains(found.id.as_str()) {
             continue;
         }
         items.push(Item {
@@ -111,13 +112,6 @@ async fn old_release_images(engine: &Engine, project: &Project) -> Result<Vec<It
         });
     }
     Ok(items)
-}
-
-fn serving(containers: &[ContainerInfo]) -> Option<&str> {
-    containers
-        .iter()
-        .find(|c| c.service == API_SERVICE && c.is_running())
-        .map(|c| c.image_id.as_str())
 }
 
 fn short(id: &str) -> String {

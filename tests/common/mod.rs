@@ -463,3 +463,17 @@ impl TestProject {
         body["version"].as_str().unwrap_or_default().to_string()
     }
 }
+
+impl TestProject {
+    /// Replaces the first `from` within `service`'s block of the compose file with `to`, and
+    /// returns the file as it was (to put back).
+    pub fn edit_service(&self, service: &str, from: &str, to: &str) -> String {
+        let compose = self.read("docker-compose.prod.yml");
+        let key = format!("  {service}:\n");
+        let (head, block) = compose.split_once(&key).expect("the service in the compose file");
+        let edited = format!("{head}{key}{}", block.replacen(from, to, 1));
+        assert_ne!(edited, compose, "{from:?} is not in {service}'s block");
+        self.write("docker-compose.prod.yml", &edited);
+        compose
+    }
+}

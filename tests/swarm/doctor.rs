@@ -11,16 +11,10 @@ fn doctor_fails_logs_that_grow_without_limit() {
     let (p, _guard) = project("doctorlogs");
     let _stack = OnNode1(p.name.clone());
     p.ok(&["setup", "--skip-images"]);
-    let compose = p.read("docker-compose.prod.yml");
-    let (head, redis) = compose.split_once("  pricescan-redis:\n").unwrap();
-    let unrotated = redis.replacen(
+    p.edit_service(
+        "pricescan-redis",
         "    logging: *default-logging\n",
         "    logging: {driver: json-file}\n",
-        1,
-    );
-    p.write(
-        "docker-compose.prod.yml",
-        &format!("{head}  pricescan-redis:\n{unrotated}"),
     );
     p.ok(&["start", "-s", "redis"]);
     let run = p.run(&["--json", "doctor"]);

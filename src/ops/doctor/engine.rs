@@ -7,13 +7,9 @@ use crate::ops::{lock, status};
 use crate::stack::Project;
 use futures_util::future::join_all;
 
-pub async fn check(engine: &Engine, project: &Project) -> Vec<Finding> {
-    let containers = match engine.project_containers(&project.name).await {
-        Ok(c) => c,
-        Err(e) => return vec![Finding::fail("engine", e.what, "check the engine: `docker info`")],
-    };
+pub async fn check(engine: &Engine, project: &Project, containers: &[ContainerInfo]) -> Vec<Finding> {
     let (rotation, drift, strangers, lock) = tokio::join!(
-        rotation(engine, project, &containers),
+        rotation(engine, project, containers),
         drift(engine, project),
         strangers(engine, project),
         stale_lock(engine, project),

@@ -2,24 +2,13 @@
 //! Alertmanager on loopback only; Nginx is the one public entry point.
 
 use super::Finding;
-use crate::engine::{Engine, PublishedPort};
-use crate::stack::Project;
+use crate::engine::{ContainerInfo, PublishedPort};
 
 const CHECK: &str = "exposure";
 const DATA: [&str; 2] = ["pricescan-mysql", "pricescan-redis"];
 const EDGE: &str = "pricescan-nginx";
 
-pub async fn check(engine: &Engine, project: &Project) -> Vec<Finding> {
-    let containers = match engine.project_containers(&project.name).await {
-        Ok(c) => c,
-        Err(e) => {
-            return vec![Finding::fail(
-                CHECK,
-                e.what,
-                "check the engine: `pricescan-ctl status`",
-            )];
-        }
-    };
+pub fn check(containers: &[ContainerInfo]) -> Vec<Finding> {
     let mut found: Vec<Finding> = containers
         .iter()
         .filter(|c| c.is_running())
