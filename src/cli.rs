@@ -105,7 +105,7 @@ pub struct WaitArgs {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 30s, 5m, 1h)"))
+    crate::stack::units::parse_human_duration(s)
 }
 
 #[derive(Debug, Subcommand)]

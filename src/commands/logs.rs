@@ -98,8 +98,13 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
 
 /// `10m`, `2h` (that long ago) or an RFC 3339 time, as Unix seconds.
 fn parse_time(text: &str, flag: &str) -> Result<i64> {
-    if let Ok(d) = humantime::parse_duration(text) {
-        return Ok(chrono::Utc::now().timestamp() - d.as_secs() as i64);
+    match crate::stack::units::parse_human_duration(text) {
+        // Bounded to 100 years, so the subtraction cannot overflow.
+        Ok(d) => return Ok(chrono::Utc::now().timestamp() - d.as_secs() as i64),
+        Err(e) if e.contains("limit") => {
+            return Err(CtlError::usage(format!("invalid {flag}: {e}")));
+        }
+        Err(_) => {}
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp())

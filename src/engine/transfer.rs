@@ -179,7 +179,9 @@ impl Engine {
 
     /// Waits until the exec `exec_id` is no longer running, up to `deadline`.
     pub async fn wait_exec_gone(&self, exec_id: &str, deadline: std::time::Duration) -> Result<()> {
-        let until = std::time::Instant::now() + deadline;
+        let until = std::time::Instant::now()
+            .checked_add(deadline)
+            .unwrap_or_else(std::time::Instant::now);
         loop {
             match self.docker.inspect_exec(exec_id).await {
                 Ok(e) if e.running == Some(true) => {}

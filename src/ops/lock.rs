@@ -121,7 +121,7 @@ pub async fn acquire(
     wait: Option<Duration>,
     printer: &Printer,
 ) -> Result<OperationLock> {
-    let deadline = Instant::now() + wait.unwrap_or_default();
+    let deadline = super::wait::deadline(wait.unwrap_or_default());
     let name = container_name(project);
     let mut labels = Owner::me(operation).labels();
     labels.insert(labels::PROJECT.into(), project.to_string());

@@ -50,7 +50,11 @@ fn fast_nanos(b: &[u8]) -> Option<i64> {
         return None;
     }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let secs = num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let secs = hh * 3600 + mm * 60 + ss;
     let mut nanos = 0i64;
     let rest = match b.get(19) {
         Some(b'.') => {
@@ -71,7 +75,11 @@ fn fast_nanos(b: &[u8]) -> Option<i64> {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + secs) * 1_000_000_000 + nanos)
+    // Checked: i64 nanoseconds end in 1677 and 2262, and a garbled year is no panic.
+    days.checked_mul(86_400)?
+        .checked_add(secs)?
+        .checked_mul(1_000_000_000)?
+        .checked_add(nanos)
 }
 
 impl Assembler {
@@ -188,6 +196,16 @@ mod tests {
             assert_eq!(fast_nanos(stamp.as_bytes()), Some(expected), "{stamp}");
         }
         assert_eq!(fast_nanos(b"2026-11-25T09:20:37+01:00"), None);
+        // Past what i64 nanoseconds hold, or garbled: no panic, no timestamp.
+        for stamp in [
+            "3000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "1000-01-01T00:00:00Z",
+            "2026-99-99T99:99:99Z",
+            "2262-04-11T23:47:16.854775808Z",
+        ] {
+            assert_eq!(parse_nanos(stamp), 0, "{stamp}");
+        }
         assert_eq!(
             parse_nanos("2026-11-25T10:20:37+01:00"),
             parse_nanos("2026-11-25T09:20:37Z")

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(250);
 
+/// `after` from now, saturating: a deadline too far to count is simply never reached.
+pub fn deadline(after: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(after)
+        .or_else(|| now.checked_add(crate::stack::units::MAX_DURATION))
+        .unwrap_or(now)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
     /// Running, and healthy if it has a health check.
@@ -31,7 +39,7 @@ pub async fn until(
     timeout: Duration,
     on_state: &mut (dyn FnMut(&str) + Send),
 ) -> Result<std::result::Result<ContainerDetail, NotReady>> {
-    let deadline = Instant::now() + timeout;
+    let deadline = deadline(timeout);
     let mut last = String::new();
     loop {
         let detail = engine.inspect(id).await?;

@@ -453,57 +453,7 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Compose's duration format: a sequence of number+unit with units us, ms, s, m, h.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {text:?} (expected e.g. 30s, 1m30s, 500ms)");
-    let mut total = Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(seconds) = rest.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        total += Duration::from_secs_f64(number * scale);
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let t = text.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid byte size {text:?}"))?;
-    let scale: u64 = match unit.trim_end_matches('b') {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        "t" => 1 << 40,
-        _ => return Err(format!("invalid byte size {text:?} (expected e.g. 512m, 2g)")),
-    };
-    Ok((number * scale as f64) as u64)
-}
+pub use super::units::{parse_bytes, parse_duration};
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -945,17 +895,5 @@ mod tests {
             Condition::ServiceCompletedSuccessfully
         );
         assert!(serde_yaml_ng::from_str::<Service>("depends_on: {db: {condition: nope}}").is_err());
-    }
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert!(parse_duration("ten seconds").is_err());
-        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
-        assert_eq!(parse_bytes("1GB").unwrap(), 1 << 30);
-        assert_eq!(parse_bytes("1024").unwrap(), 1024);
-        assert!(parse_bytes("lots").is_err());
     }
 }

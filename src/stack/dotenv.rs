@@ -42,8 +42,11 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
             message,
         };
         let Some((key, rest)) = line.split_once('=') else {
+            // `DB_PASSWORD: hunter2` is no name: such a line is never quoted back.
             let key = line.trim_end();
-            check_key(key).map_err(err)?;
+            if check_key(key).is_err() {
+                return Err(err(NOT_AN_ASSIGNMENT.to_string()));
+            }
             if let Some(value) = lookup(key) {
                 entries.push(Entry {
                     key: key.to_string(),
@@ -55,19 +58,26 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
         };
         let key = key.trim_end();
         check_key(key).map_err(err)?;
-        // The printer cannot mask a secret it has not been told yet: hide it here.
-        let err = |message: String| err(hide_secret(key, message));
+        // The printer cannot mask a secret it has not been told yet: an error about a value
+        // names its key and what is wrong, never the text.
+        let err = |reason: &str| err(format!("{key}: {reason}"));
         let rest = rest.trim_start();
         let value = match rest.chars().next() {
             Some(q @ ('\'' | '"')) => {
-                let body = read_quoted(&rest[1..], q, &mut lines).map_err(err)?;
+                let body = read_quoted(&rest[1..], q, &mut lines).map_err(|e| err(&e))?;
                 if q == '\'' {
                     body
                 } else {
-                    expand(&unescape(&body), lookup, &entries).map_err(err)?
+                    expand(&unescape(&body), lookup, &entries).map_err(|e| err(&e))?
                 }
             }
-            _ => expand(strip_inline_comment(rest), lookup, &entries).map_err(err)?,
+            // Unquoted, `\$` is no escape: Compose keeps the backslash and the dollar.
+            _ => expand(
+                &strip_inline_comment(rest).replace("\\$", "\\$$"),
+                lookup,
+                &entries,
+            )
+            .map_err(|e| err(&e))?,
         };
         entries.retain(|e| e.key != key);
         entries.push(Entry {
@@ -79,14 +89,7 @@ pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<
     Ok(entries)
 }
 
-/// An error about a secret's value says what is wrong, never the text it found.
-fn hide_secret(key: &str, message: String) -> String {
-    if !super::secrets::is_secret_key(key) {
-        return message;
-    }
-    let kind = message.split('"').next().unwrap_or_default().trim_end();
-    format!("{key}: its value is malformed ({kind} …; not shown: it is a secret)")
-}
+const NOT_AN_ASSIGNMENT: &str = "not a KEY=value line (the line is not shown: it may hold a secret)";
 
 fn check_key(key: &str) -> Result<(), String> {
     let mut chars = key.chars();
@@ -96,7 +99,8 @@ fn check_key(key: &str) -> Result<(), String> {
     } else if key.is_empty() {
         Err("missing variable name before '='".to_string())
     } else {
-        Err(format!("invalid variable name {key:?} (expected KEY=value)"))
+        // Not quoted: what stands before a stray `=` may be part of a secret.
+        Err("invalid variable name before '=' (a name is letters, digits and _, not starting with a digit; the line is not shown)".to_string())
     }
 }
 
@@ -114,7 +118,7 @@ fn read_quoted<'a>(
             body.push_str(&current[..end]);
             let tail = current[end + 1..].trim();
             if !tail.is_empty() && !tail.starts_with('#') {
-                return Err(format!("unexpected text {tail:?} after the closing quote"));
+                return Err("unexpected text after the closing quote".to_string());
             }
             return Ok(body);
         }
@@ -153,6 +157,7 @@ fn unescape(s: &str) -> String {
             Some('n') => out.push('\n'),
             Some('r') => out.push('\r'),
             Some('t') => out.push('\t'),
+            // `\$` is a literal dollar, as in Compose (`$$` is how interpolation keeps one).
             Some('$') => out.push_str("$$"),
             Some(other) => out.push(other),
             None => out.push('\\'),
@@ -174,7 +179,7 @@ fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>, earlier: &[Entry
         |name: &str| lookup(name).or_else(|| earlier.iter().find(|e| e.key == name).map(|e| e.value.clone()));
     interpolate::interpolate(value, &resolve)
         .map(|r| r.value)
-        .map_err(|e: InterpolationError| e.to_string())
+        .map_err(|e: InterpolationError| e.without_text())
 }
 
 #[cfg(test)]
@@ -265,18 +270,41 @@ mod tests {
     }
 
     #[test]
-    fn errors_about_a_secret_never_show_it() {
+    fn errors_never_quote_a_value_or_a_line() {
         for text in [
             "SECRET_KEY=abc${defgHIDDEN\n",
             "JWT_SECRET_KEY=\"quoted\"HIDDEN\n",
             "DB_PASSWORD=\"HIDDEN\n",
+            "DB_PASSWORD: HIDDEN\n",
+            "DB_PASSWORD HIDDEN\n",
+            "DB PASSWORD HIDDEN=x\n",
+            "FLASK_ENV=\"x\"HIDDEN\n",
+            "URL=${HIDDEN:-${\n",
         ] {
             let err = parse(text, &no_env).unwrap_err();
-            assert!(!err.message.contains("HIDDEN"), "{err}");
-            assert!(err.message.contains("not shown: it is a secret"), "{err}");
+            assert!(!err.message.contains("HIDDEN"), "{text:?}: {err}");
+            assert_eq!(err.line, 1);
         }
-        let plain = parse("FLASK_ENV=\"x\"tail\n", &no_env).unwrap_err();
-        assert!(plain.message.contains("tail"), "{plain}");
+        let colon = parse("A=1\nDB_PASSWORD: hunter2\n", &no_env).unwrap_err();
+        assert_eq!((colon.line, colon.message.as_str()), (2, NOT_AN_ASSIGNMENT));
+        let named = parse("FLASK_ENV=\"x\"tail\n", &no_env).unwrap_err();
+        assert!(named.message.starts_with("FLASK_ENV: "), "{named}");
+    }
+
+    #[test]
+    fn backslash_dollar_per_quoting_form() {
+        // Compose (compose-go): an escape in double quotes, literal elsewhere.
+        let text = "B=bee\nU=a\\$b\nD=\"a\\$b\"\nS='a\\$b'\nW=a\\${B}\n";
+        assert_eq!(
+            parse_map(text),
+            pairs(&[
+                ("B", "bee"),
+                ("U", "a\\$b"),
+                ("D", "a$b"),
+                ("S", "a\\$b"),
+                ("W", "a\\${B}")
+            ])
+        );
     }
 
     #[test]

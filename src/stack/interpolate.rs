@@ -11,6 +11,22 @@ pub enum InterpolationError {
     Required { var: String, message: String },
     /// An unterminated `${`, a bad name or an unknown operator.
     Syntax { text: String, reason: String },
+    /// `${A:-${A:-...}}` nested past [`MAX_DEPTH`].
+    TooDeep,
+}
+
+/// How deeply `${...}` may nest. Real files nest two or three levels; the limit keeps a
+/// hostile one from exhausting the stack.
+pub const MAX_DEPTH: usize = 64;
+
+impl InterpolationError {
+    /// The same error without the text it was found in, for values that may be secrets.
+    pub fn without_text(&self) -> String {
+        match self {
+            Self::Syntax { reason, .. } => format!("invalid interpolation format: {reason}"),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for InterpolationError {
@@ -22,7 +38,14 @@ impl fmt::Display for InterpolationError {
             Self::Required { var, message } => {
                 write!(f, "required variable {var} is missing a value: {message}")
             }
-            Self::Syntax { text, reason } => write!(f, "invalid interpolation format in {text:?}: {reason}"),
+            Self::Syntax { text, reason } => {
+                write!(
+                    f,
+                    "invalid interpolation format in {}: {reason}",
+                    super::units::quoted(text)
+                )
+            }
+            Self::TooDeep => write!(f, "interpolation nested deeper than {MAX_DEPTH} levels"),
         }
     }
 }
@@ -43,6 +66,7 @@ pub fn interpolate(
     let mut parser = Parser {
         src: input,
         pos: 0,
+        depth: 0,
         lookup,
         unset: &mut out.unset,
     };
@@ -58,6 +82,7 @@ pub fn has_substitution(input: &str) -> bool {
 struct Parser<'a, 'b> {
     src: &'a str,
     pos: usize,
+    depth: usize,
     lookup: &'b dyn Fn(&str) -> Option<String>,
     unset: &'b mut Vec<String>,
 }
@@ -131,7 +156,13 @@ impl Parser<'_, '_> {
             }
             Some('{') => {
                 self.pos += 1;
-                self.braced()
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(InterpolationError::TooDeep);
+                }
+                let value = self.braced();
+                self.depth -= 1;
+                value
             }
             Some(c) if is_name_start(c) => {
                 let name = self.name();
@@ -174,7 +205,7 @@ impl Parser<'_, '_> {
         let op = ["}", ":-", "-", ":?", "?", ":+", "+"]
             .into_iter()
             .find(|op| self.rest().starts_with(op))
-            .ok_or_else(|| self.syntax(&format!("unsupported operator after ${{{name}")))?;
+            .ok_or_else(|| self.syntax("unsupported operator after the variable name"))?;
         self.pos += op.len();
         if op == "}" {
             return Ok(self.value_or_warn(&name));
@@ -328,5 +359,20 @@ mod tests {
                 "{bad} should be a syntax error"
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_the_error_names_the_limit() {
+        let nested = |levels: usize| format!("{}x{}", "${NOPE:-".repeat(levels), "}".repeat(levels));
+        assert_eq!(run(&nested(MAX_DEPTH)), "x");
+        let err = interpolate(&nested(MAX_DEPTH + 1), &env).unwrap_err();
+        assert_eq!(err, InterpolationError::TooDeep);
+        assert!(err.to_string().contains("64"), "{err}");
+        // Deep enough to overflow any stack if each level recursed without a limit.
+        let err = interpolate(&nested(200_000), &env).unwrap_err();
+        assert_eq!(err, InterpolationError::TooDeep);
+        // An unterminated deep one is an error too, and its message stays short.
+        let err = interpolate(&"${NOPE:-".repeat(50), &env).unwrap_err();
+        assert!(err.to_string().len() < 200, "{err}");
     }
 }

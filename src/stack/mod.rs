@@ -19,6 +19,8 @@ pub mod retention;
 pub mod secrets;
 pub mod swarm;
 pub mod templates;
+pub mod units;
+pub mod yaml_lines;
 
 pub use environment::Environment;
 pub use project::{Project, ProjectOptions};
@@ -52,6 +54,16 @@ impl ConfigError {
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// The error with every occurrence of a secret value masked.
+    pub fn masked(self, secrets: &[String]) -> Self {
+        let mask = |text: String| secrets::mask_text(&text, secrets);
+        Self {
+            location: self.location.map(mask),
+            message: mask(self.message),
+            hint: self.hint.map(mask),
+        }
     }
 
     pub fn in_file(path: &Path) -> impl Fn(String) -> Self + '_ {

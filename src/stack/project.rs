@@ -79,6 +79,19 @@ impl Project {
         env: Environment,
         name_flag: Option<&str>,
     ) -> Result<Self, ConfigError> {
+        // An error may quote an interpolated value; the printer does not know the secrets yet.
+        let secrets = env.secret_values();
+        Self::build(text, compose_path, compose_on_disk, dir, env, name_flag).map_err(|e| e.masked(&secrets))
+    }
+
+    fn build(
+        text: &str,
+        compose_path: PathBuf,
+        compose_on_disk: bool,
+        dir: PathBuf,
+        env: Environment,
+        name_flag: Option<&str>,
+    ) -> Result<Self, ConfigError> {
         let shown = compose_path.display().to_string();
         let raw: Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(&shown, &e))?;
         if !matches!(raw, Value::Mapping(_)) {
@@ -88,10 +101,15 @@ impl Project {
         }
         let mut unset = BTreeSet::new();
         let lookup = |k: &str| env.get(k);
+        let at_key = |path: &[String]| match super::yaml_lines::line_of(text, path) {
+            Some(line) => format!("{shown}:{line}"),
+            None => shown.clone(),
+        };
         let value = interpolate_tree(raw.clone(), &mut Vec::new(), &lookup, &mut unset)
-            .map_err(|e| ConfigError::new(e).at(&shown))?;
+            .map_err(|(path, e)| ConfigError::new(e).at(at_key(&path)))?;
         let file: ComposeFile = serde_path_to_error::deserialize(value).map_err(|e| {
-            ConfigError::new(format!("{}: {}", display_path(&e.path().to_string()), e.inner())).at(&shown)
+            let message = format!("{}: {}", display_path(&e.path().to_string()), e.inner());
+            ConfigError::new(message).at(at_key(&key_path(e.path())))
         })?;
         let mut warnings: Vec<String> = unset
             .into_iter()
@@ -118,7 +136,20 @@ impl Project {
             profiles,
             warnings: Vec::new(),
         };
-        warnings.extend(project.validate().map_err(|e| e.at(&shown))?);
+        let invalid = |e: ConfigError| {
+            // Validation names the key path first ("services.api.logging: ...").
+            let path: Vec<String> = e
+                .message
+                .split(": ")
+                .next()
+                .unwrap_or_default()
+                .split('.')
+                .map(str::to_string)
+                .collect();
+            let location = at_key(&path);
+            e.at(location)
+        };
+        warnings.extend(project.validate().map_err(invalid)?);
         let file = project.with_absolute_binds();
         Ok(Self {
             warnings,
@@ -305,6 +336,11 @@ impl Project {
                 return Err(at("volumes", msg));
             }
         }
+        // The engine would take a bad size only when the container is created, mid-deploy.
+        let log_options = service.logging.iter().flat_map(|l| &l.options);
+        for (option, value) in log_options.filter(|(k, _)| *k == "max-size") {
+            super::units::parse_bytes(value).map_err(|e| at(&format!("logging.options.{option}"), e))?;
+        }
         Ok(())
     }
 
@@ -410,6 +446,17 @@ fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ConfigError {
     ConfigError::new(format!("invalid YAML: {message}")).at(location)
 }
 
+fn key_path(path: &serde_path_to_error::Path) -> Vec<String> {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|seg| match seg {
+            Segment::Map { key } => Some(key.clone()),
+            Segment::Seq { index } => Some(format!("[{index}]")),
+            _ => None,
+        })
+        .collect()
+}
+
 fn display_path(path: &str) -> String {
     if path == "." {
         "(top level)".into()
@@ -424,10 +471,11 @@ fn interpolate_tree(
     path: &mut Vec<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
     unset: &mut BTreeSet<String>,
-) -> Result<Value, String> {
+) -> Result<Value, (Vec<String>, String)> {
     Ok(match value {
         Value::String(s) if interpolate::has_substitution(&s) => {
-            let r = interpolate::interpolate(&s, lookup).map_err(|e| interpolation_message(path, &e))?;
+            let r = interpolate::interpolate(&s, lookup)
+                .map_err(|e| (path.clone(), interpolation_message(path, &s, &e)))?;
             unset.extend(r.unset);
             Value::String(r.value)
         }
@@ -464,7 +512,7 @@ fn key_text(k: &Value) -> String {
     }
 }
 
-fn interpolation_message(path: &[String], e: &InterpolationError) -> String {
+fn interpolation_message(path: &[String], text: &str, e: &InterpolationError) -> String {
     let joined = path.iter().fold(String::new(), |mut acc, seg| {
         if !acc.is_empty() && !seg.starts_with('[') {
             acc.push('.');
@@ -472,7 +520,20 @@ fn interpolation_message(path: &[String], e: &InterpolationError) -> String {
         acc.push_str(seg);
         acc
     });
-    format!("{joined}: {e}")
+    // A value under a secret's key, or a list entry that assigns one, is never quoted.
+    let assigned = text.split_once('=').map(|(key, _)| key.trim());
+    let secret = path
+        .iter()
+        .map(String::as_str)
+        .chain(assigned)
+        .any(super::secrets::is_secret_key);
+    match secret {
+        true => format!(
+            "{joined}: {} (the value is not shown: it may be a secret)",
+            e.without_text()
+        ),
+        false => format!("{joined}: {e}"),
+    }
 }
 
 /// `-p`, then COMPOSE_PROJECT_NAME, then the file's `name:`, then the directory name.
@@ -614,11 +675,11 @@ volumes: {data: {}}
         let err = load("services:\n  a:\n    image: ${IMG:?set IMG}\n", "").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "test.yml: services.a.image: required variable IMG is missing a value: set IMG"
+            "test.yml:3: services.a.image: required variable IMG is missing a value: set IMG"
         );
         let err = load("services:\n  a:\n    image: x\n    ports: ['80:abc']\n", "").unwrap_err();
         assert!(
-            err.to_string().starts_with("test.yml: services.a.ports: "),
+            err.to_string().starts_with("test.yml:4: services.a.ports: "),
             "{err}"
         );
         let err = load("services:\n  a:\n    image: x\n  b: {image: [\n", "").unwrap_err();

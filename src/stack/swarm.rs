@@ -254,7 +254,10 @@ fn default_update(service: &str, health: Option<&Healthcheck>) -> UpdateConfig {
     }
     let monitor = health.map(|h| {
         let interval = h.interval.as_ref().map_or(Duration::from_secs(30), |d| d.value);
-        interval * h.retries.unwrap_or(3) + h.start_period.as_ref().map_or(Duration::ZERO, |d| d.value)
+        // Saturating: a huge interval in the file must not overflow here.
+        interval
+            .saturating_mul(h.retries.unwrap_or(3))
+            .saturating_add(h.start_period.as_ref().map_or(Duration::ZERO, |d| d.value))
     });
     UpdateConfig {
         parallelism: Some(1),
