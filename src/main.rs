@@ -6,6 +6,7 @@ use pricescan_ctl::{cleanup, signals};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    pricescan_ctl::output::install_panic_hook();
     // clap exits 2 itself on a bad flag or an unknown command (DESIGN §4).
     let cli = Cli::parse();
     // One thread: the work is waiting on the engine, and handing log lines between threads
@@ -17,8 +18,20 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code() as u8);
         }
     };
-    let status = runtime.block_on(run(cli));
-    ExitCode::from(status.code() as u8)
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli))));
+    match outcome {
+        Ok(status) => ExitCode::from(status.code() as u8),
+        Err(_) => after_panic(runtime),
+    }
+}
+
+/// The hook has said what went wrong; what the command had begun is still undone.
+fn after_panic(runtime: tokio::runtime::Runtime) -> ExitCode {
+    drop(runtime);
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        rt.block_on(cleanup::run_all(&Printer::silent()));
+    }
+    ExitCode::from(pricescan_ctl::output::INTERNAL_ERROR_EXIT)
 }
 
 /// Runs the command; a signal drops it where it stands. Either way, whatever it left to

@@ -39,6 +39,50 @@ pub struct Printer {
     secrets: std::sync::Arc<std::sync::RwLock<Vec<String>>>,
 }
 
+/// Secrets known to any printer, for the panic hook, which has no printer at hand.
+static PANIC_SECRETS: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+fn remember_for_panics(secrets: &[String]) {
+    let mut known = PANIC_SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    for s in secrets {
+        if !known.contains(s) {
+            known.push(s.clone());
+        }
+    }
+}
+
+/// EX_SOFTWARE: the program itself went wrong (a panic), not the operator or the engine.
+pub const INTERNAL_ERROR_EXIT: u8 = 70;
+
+/// The last resort for a panic that the parsers and checks did not turn into an error: one
+/// `internal error` line asking for a bug report, with known secrets and anything that looks
+/// like `SECRET_KEY=value` masked, and no backtrace unless RUST_BACKTRACE asks for one.
+pub fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            default(info);
+        }
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let known = PANIC_SECRETS.read().map(|k| k.clone()).unwrap_or_default();
+        let masked = secrets::mask_assignments(&secrets::mask_text(&message, &known));
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "error: internal error: {masked}{place}\n  hint: this is a bug in pricescan-ctl {}; please report it with the command you ran",
+            env!("CARGO_PKG_VERSION")
+        );
+    }));
+}
+
 impl Printer {
     pub fn new(format: OutputFormat, quiet: bool, verbose: bool, color: ColorChoice) -> Self {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
@@ -63,6 +107,7 @@ impl Printer {
     }
 
     pub fn with_secrets(&mut self, secrets: Vec<String>) {
+        remember_for_panics(&secrets);
         let mut known = self.secrets.write().unwrap_or_else(|p| p.into_inner());
         for s in secrets {
             if !known.contains(&s) {

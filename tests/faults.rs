@@ -586,11 +586,11 @@ fn a_recreation_the_engine_refuses_gives_way_to_the_old_container() {
     p.redis("SET kept 1");
     let redis = format!("{}-pricescan-redis-1", p.name);
     let before = common::docker_format("container", &redis, "{{.Id}}").unwrap();
-    // json-file refuses this size when the container starts, after it was created.
-    p.set_env("LOG_MAX_SIZE", "-1");
+    // json-file refuses this count when the container starts, after it was created.
+    p.set_env("LOG_MAX_FILE", "0");
     let run = p.run(&["start", "-s", "redis"]);
     assert_eq!(run.code, 3, "{}", run.all());
-    assert!(run.stderr.contains("invalid size"), "{}", run.all());
+    assert!(run.stderr.contains("max-file"), "{}", run.all());
     assert!(
         run.stderr.contains("runs again with its previous configuration"),
         "{}",

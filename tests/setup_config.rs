@@ -400,7 +400,7 @@ fn a_malformed_secret_is_reported_without_its_value() {
     ] {
         p.write(".env.prod", &broken);
         let run = p.run(&["config"]);
-        assert_fails(&run, 2, &[".env.prod:", "not shown: it is a secret"]);
+        assert_fails(&run, 2, &[".env.prod:"]);
         assert!(
             !run.all().contains(&shown),
             "a secret was printed:\n{}",

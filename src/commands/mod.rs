@@ -58,6 +58,10 @@ impl Context {
             self.printer.warn(warning);
         }
         self.printer.with_secrets(project.env.secret_values());
+        // The panic hook's own test: a real panic in the real binary, with secrets known.
+        if let Some(message) = std::env::var_os("PRICESCAN_CTL_TEST_PANIC") {
+            panic!("{}", message.to_string_lossy());
+        }
         Ok(project)
     }
 

@@ -30,16 +30,17 @@ pub fn context_tar(dir: &Path, dockerfile: &str) -> Result<tempfile::NamedTempFi
                 .unwrap_or(&path)
                 .to_string_lossy()
                 .replace('\\', "/");
-            // The Dockerfile and .dockerignore always go, as the engine needs them.
-            if rel != dockerfile && rel != ".dockerignore" && ignore.excludes(&rel) {
-                continue;
-            }
             let kind = entry
                 .file_type()
                 .map_err(|e| CtlError::failure("cannot read the build context").cause(e))?;
+            // The Dockerfile and .dockerignore always go, as the engine needs them.
+            let excluded = rel != dockerfile && rel != ".dockerignore" && ignore.excludes(&rel);
             if kind.is_dir() {
-                todo.push(path);
-            } else {
+                // An excluded directory may still hold an exception (`!dir/keep`), as in Docker.
+                if !excluded || ignore.has_exceptions() {
+                    todo.push(path);
+                }
+            } else if !excluded {
                 tar.append_path_with_name(&path, &rel)
                     .map_err(|e| CtlError::failure(format!("cannot add {rel}")).cause(e))?;
             }

@@ -72,8 +72,29 @@ pub fn mask_text(text: &str, secrets: &[String]) -> String {
         .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
 }
 
+/// Masks the value of every `KEY=value` or `KEY: value` whose key names a secret, for text
+/// whose secrets are not known (a panic message, a line that failed to parse).
+pub fn mask_assignments(text: &str) -> String {
+    let pattern = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_.-]*)(\s*[=:]\s*)(\S+)").expect("a valid pattern");
+    pattern
+        .replace_all(text, |c: &regex::Captures| match is_secret_key(&c[1]) {
+            true => format!("{}{}{MASK}", &c[1], &c[2]),
+            false => c[0].to_string(),
+        })
+        .into_owned()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn assignments_to_secret_keys_are_masked() {
+        let text = "bad line DB_PASSWORD: hunter2 and SECRET_KEY=abc, PORT=80";
+        assert_eq!(
+            super::mask_assignments(text),
+            "bad line DB_PASSWORD: ******** and SECRET_KEY=******** PORT=80"
+        );
+    }
+
     use super::*;
 
     #[test]
