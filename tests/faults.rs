@@ -599,8 +599,8 @@ fn a_recreation_the_engine_refuses_gives_way_to_the_old_container() {
     let state = common::docker_format("container", &redis, "{{.Id}} {{.State.Status}}");
     assert_eq!(state, Some(format!("{before} running")));
     assert_eq!(p.redis("GET kept"), "1");
-    // With a size it accepts, the recreation goes through and nothing set aside is left.
-    p.set_env("LOG_MAX_SIZE", "20m");
+    // With a count it accepts, the recreation goes through and nothing set aside is left.
+    p.set_env("LOG_MAX_FILE", "3");
     p.ok(&["start", "-s", "redis"]);
     let after = common::docker_format("container", &redis, "{{.Id}}").unwrap();
     assert_ne!(after, before);
