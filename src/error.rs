@@ -13,6 +13,8 @@ pub enum ExitStatus {
     RolledBack = 4,
     RollbackFailed = 5,
     EngineUnreachable = 69,
+    /// EX_SOFTWARE: pricescan-ctl itself went wrong (a panic), not the operator or the engine.
+    Internal = 70,
     Locked = 75,
     HungUp = 129,
     Interrupted = 130,

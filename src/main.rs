@@ -31,7 +31,7 @@ fn after_panic(runtime: tokio::runtime::Runtime) -> ExitCode {
     if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
         rt.block_on(cleanup::run_all(&Printer::silent()));
     }
-    ExitCode::from(pricescan_ctl::output::INTERNAL_ERROR_EXIT)
+    ExitCode::from(ExitStatus::Internal.code() as u8)
 }
 
 /// Runs the command; a signal drops it where it stands. Either way, whatever it left to

@@ -51,18 +51,12 @@ fn remember_for_panics(secrets: &[String]) {
     }
 }
 
-/// EX_SOFTWARE: the program itself went wrong (a panic), not the operator or the engine.
-pub const INTERNAL_ERROR_EXIT: u8 = 70;
-
 /// The last resort for a panic that the parsers and checks did not turn into an error: one
 /// `internal error` line asking for a bug report, with known secrets and anything that looks
 /// like `SECRET_KEY=value` masked, and no backtrace unless RUST_BACKTRACE asks for one.
 pub fn install_panic_hook() {
-    let default = std::panic::take_hook();
+    // Never the default hook: it prints the message unmasked.
     std::panic::set_hook(Box::new(move |info| {
-        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
-            default(info);
-        }
         let message = info
             .payload()
             .downcast_ref::<&str>()
@@ -75,11 +69,17 @@ pub fn install_panic_hook() {
             .unwrap_or_default();
         let known = PANIC_SECRETS.read().map(|k| k.clone()).unwrap_or_default();
         let masked = secrets::mask_assignments(&secrets::mask_text(&message, &known));
+        let mut err = std::io::stderr().lock();
         let _ = writeln!(
-            std::io::stderr().lock(),
+            err,
             "error: internal error: {masked}{place}\n  hint: this is a bug in pricescan-ctl {}; please report it with the command you ran",
             env!("CARGO_PKG_VERSION")
         );
+        // Frames name functions and files, never values.
+        let trace = std::backtrace::Backtrace::capture();
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            let _ = writeln!(err, "backtrace:\n{trace}");
+        }
     }));
 }
 
