@@ -19,6 +19,8 @@ pub mod fsutil;
 pub mod notify;
 pub mod ops;
 pub mod output;
+#[cfg(test)]
+mod proptests;
 pub mod seal;
 pub mod signals;
 pub mod stack;

@@ -32,8 +32,8 @@ pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
         let value = serde_json::to_value(&resolved).context(|| "cannot encode the configuration".into())?;
         ctx.printer.json(&value);
     } else {
-        let text =
-            serde_yaml_ng::to_string(&resolved).context(|| "cannot encode the configuration".into())?;
+        let text = crate::stack::compose::to_compose_text(&resolved)
+            .context(|| "cannot encode the configuration".into())?;
         ctx.printer.result(&text);
     }
     Ok(ExitStatus::Success)

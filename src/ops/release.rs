@@ -88,7 +88,8 @@ pub fn history(project: &Project) -> Result<History> {
     Ok(parse(&bytes))
 }
 
-fn parse(bytes: &[u8]) -> History {
+/// The release log as read from disk; public for the fuzz targets.
+pub fn parse(bytes: &[u8]) -> History {
     let mut history = History::default();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {

@@ -9,6 +9,24 @@ use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The file as compose text that loads back to itself: a literal `$` is written `$$`, as
+/// `docker-compose config` writes it, so that loading it again does not interpolate it.
+pub fn to_compose_text(file: &ComposeFile) -> Result<String, serde_yaml_ng::Error> {
+    let mut value = serde_yaml_ng::to_value(file)?;
+    escape_dollars(&mut value);
+    serde_yaml_ng::to_string(&value)
+}
+
+fn escape_dollars(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Sequence(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Mapping(map) => map.iter_mut().for_each(|(_, v)| escape_dollars(v)),
+        Value::Tagged(tagged) => escape_dollars(&mut tagged.value),
+        _ => {}
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ComposeFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]

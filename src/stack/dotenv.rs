@@ -166,6 +166,25 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// A value as a double-quoted `.env` value that `parse` reads back unchanged.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '$' => out.push_str("\\$"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn strip_inline_comment(s: &str) -> &str {
     let cut = s
         .char_indices()
