@@ -143,6 +143,24 @@ fn an_env_line_without_an_equals_sign_never_shows_its_text() {
 }
 
 #[test]
+fn credentials_in_urls_and_secret_keys_in_settings_are_never_echoed() {
+    let mut p = project("urlcreds");
+    p.set_env("BACKUP_REMOTE_ACCESS_KEY_ID", "AKIAEXAMPLE");
+    p.set_env("BACKUP_REMOTE_SECRET_ACCESS_KEY", "an-example-storage-secret");
+    for (key, value) in [
+        ("BACKUP_REMOTE_URL", "s3://AKIAX:hunter2pw@host:99999/bucket"),
+        ("BACKUP_REMOTE_URL", "https://user:hunter2pw@[::1"),
+        ("BACKUP_REMOTE_ENDPOINT", "https://user:hunter2pw@s3.example"),
+        ("BACKUP_ENCRYPTION_RECIPIENTS", "AGE-SECRET-KEY-1HUNTER2PW"),
+    ] {
+        p.set_env("BACKUP_REMOTE_URL", "s3://pricescan-backups/prod");
+        p.set_env(key, value);
+        refused(&p, &p.run(&["config"]), key, &["hunter2pw", "HUNTER2PW"]);
+        p.env.retain(|(k, _)| k != key);
+    }
+}
+
+#[test]
 fn a_panic_is_an_internal_error_that_masks_secrets() {
     let p = project("panic");
     let (_, value) = p.secrets().into_iter().next().unwrap();

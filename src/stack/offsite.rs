@@ -115,10 +115,11 @@ impl Offsite {
 
 /// `s3://BUCKET/PREFIX` into the bucket and the prefix (trimmed of slashes).
 pub fn parse_url(url: &str) -> Result<(String, String), ConfigError> {
+    let shown = super::units::quoted(&super::secrets::without_credentials(url));
     let hint = "write it as s3://BUCKET/PREFIX, for example s3://pricescan-backups/prod";
     let Some(rest) = url.strip_prefix("s3://") else {
         return Err(
-            ConfigError::new(format!("BACKUP_REMOTE_URL must start with s3:// (got {url:?})")).hint(hint),
+            ConfigError::new(format!("BACKUP_REMOTE_URL must start with s3:// (got {shown})")).hint(hint),
         );
     };
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -129,8 +130,9 @@ pub fn parse_url(url: &str) -> Result<(String, String), ConfigError> {
         && !bucket.starts_with(['-', '.'])
         && !bucket.ends_with(['-', '.']);
     if !bucket_ok {
+        let bucket = super::units::quoted(&super::secrets::without_credentials(bucket));
         return Err(ConfigError::new(format!(
-            "BACKUP_REMOTE_URL names an invalid bucket {bucket:?}: 3 to 63 lower-case letters, digits, dots and hyphens"
+            "BACKUP_REMOTE_URL names an invalid bucket {bucket}: 3 to 63 lower-case letters, digits, dots and hyphens"
         ))
         .hint(hint));
     }
@@ -157,7 +159,8 @@ fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     match ok {
         true => Ok(()),
         false => Err(ConfigError::new(format!(
-            "BACKUP_REMOTE_ENDPOINT must be an http:// or https:// URL without credentials (got {endpoint:?})"
+            "BACKUP_REMOTE_ENDPOINT must be an http:// or https:// URL without credentials (got {})",
+            super::units::quoted(&super::secrets::without_credentials(endpoint))
         ))
         .hint("for example https://s3.eu-central-003.backblazeb2.com; leave it empty for AWS")),
     }
@@ -172,8 +175,14 @@ pub fn parse_recipients(value: &str) -> Result<Vec<String>, ConfigError> {
         .map(str::to_string)
         .collect();
     match keys.iter().find(|k| !k.starts_with("age1")) {
+        // A private key pasted by mistake is never echoed.
+        Some(bad) if bad.to_ascii_uppercase().starts_with("AGE-SECRET-KEY") => Err(ConfigError::new(
+            "BACKUP_ENCRYPTION_RECIPIENTS holds an age secret key (AGE-SECRET-KEY-...); it takes only public keys (age1...), and the secret key belongs off this server",
+        )
+        .hint("`pricescan-ctl setup --backup-key` creates a key pair and prints its public key")),
         Some(bad) => Err(ConfigError::new(format!(
-            "BACKUP_ENCRYPTION_RECIPIENTS holds {bad:?}, which is not an age public key (age1...)"
+            "BACKUP_ENCRYPTION_RECIPIENTS holds {}, which is not an age public key (age1...)",
+            super::units::quoted(bad)
         ))
         .hint("`pricescan-ctl setup --backup-key` creates a key pair and prints its public key")),
         None => Ok(keys),

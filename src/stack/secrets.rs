@@ -72,6 +72,17 @@ pub fn mask_text(text: &str, secrets: &[String]) -> String {
         .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
 }
 
+/// A URL fit for an error: credentials before an `@` (`s3://KEY:SECRET@host`) become the
+/// mask, since they are the one part an operator must never see echoed.
+pub fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}{MASK}{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 /// Masks the value of every `KEY=value` or `KEY: value` whose key names a secret, for text
 /// whose secrets are not known (a panic message, a line that failed to parse).
 pub fn mask_assignments(text: &str) -> String {
