@@ -1,6 +1,8 @@
 //! The clap command tree: every command of DESIGN §3 and the global flags.
 
+use crate::backup::catalog::{Part, Reason};
 use crate::output::{ColorChoice, OutputFormat};
+use crate::targets::TargetKind;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,7 +51,7 @@ pub struct GlobalArgs {
     pub docker_host: Option<String>,
     /// Where the stack runs [default: STACK_TARGET in .env.prod, then compose]
     #[arg(long, global = true, value_enum, value_name = "TARGET")]
-    pub target: Option<crate::ops::target::TargetKind>,
+    pub target: Option<TargetArg>,
     /// Output format
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub output: OutputFormat,
@@ -301,6 +303,22 @@ pub struct MonitorArgs {
     pub once: bool,
 }
 
+/// Where the stack runs (`--target`); see `targets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TargetArg {
+    Compose,
+    Swarm,
+}
+
+impl From<TargetArg> for TargetKind {
+    fn from(arg: TargetArg) -> TargetKind {
+        match arg {
+            TargetArg::Compose => TargetKind::Compose,
+            TargetArg::Swarm => TargetKind::Swarm,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackupPart {
     Mysql,
@@ -313,6 +331,26 @@ pub enum BackupReason {
     PreDeploy,
     Manual,
     PreRestore,
+}
+
+impl From<BackupPart> for Part {
+    fn from(part: BackupPart) -> Part {
+        match part {
+            BackupPart::Mysql => Part::Mysql,
+            BackupPart::Redis => Part::Redis,
+        }
+    }
+}
+
+impl From<BackupReason> for Reason {
+    fn from(reason: BackupReason) -> Reason {
+        match reason {
+            BackupReason::Nightly => Reason::Nightly,
+            BackupReason::PreDeploy => Reason::PreDeploy,
+            BackupReason::Manual => Reason::Manual,
+            BackupReason::PreRestore => Reason::PreRestore,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
-//! The error type that carries its exit code (DESIGN §4), and the exit codes themselves.
+//! The error type that carries its exit code (DESIGN §4), the exit codes themselves, the
+//! configuration error of the stack model, and the masking that keeps a secret out of every
+//! message: which names are secrets, and how their values are hidden.
 
-use crate::stack::ConfigError;
 use std::fmt;
+use std::path::Path;
 
 /// Exit codes that scripts rely on. Never change the meaning of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,113 @@ impl fmt::Display for CtlError {
     }
 }
 
+/// A problem with the stack's configuration: always the operator's to fix (exit 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// File and, where known, `:line[:column]`.
+    pub location: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ConfigError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            location: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn at(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// The error with every occurrence of a secret value masked.
+    pub fn masked(self, secrets: &[String]) -> Self {
+        let mask = |text: String| mask_text(&text, secrets);
+        Self {
+            location: self.location.map(mask),
+            message: mask(self.message),
+            hint: self.hint.map(mask),
+        }
+    }
+
+    pub fn in_file(path: &Path) -> impl Fn(String) -> Self + '_ {
+        move |message| Self::new(message).at(path.display().to_string())
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(loc) => write!(f, "{loc}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Variable names whose values are secrets.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_uppercase();
+    // A channel's URL carries its secret: a webhook's path, SMTP's password.
+    if k.starts_with("NOTIFY_") && k.ends_with("_URL") {
+        return true;
+    }
+    [
+        "PASSWORD",
+        "SECRET",
+        "TOKEN",
+        "PASSPHRASE",
+        "PRIVATE_KEY",
+        "API_KEY",
+    ]
+    .iter()
+    .any(|marker| k.contains(marker))
+}
+
+pub const MASK: &str = "********";
+
+/// Replaces every occurrence of any secret value in `text` with the mask. Longest first, so
+/// that a secret containing another is masked whole. Very short values are skipped: masking
+/// every "1" in the output would hide more than it protects.
+pub fn mask_text(text: &str, secrets: &[String]) -> String {
+    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    sorted
+        .iter()
+        .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
+}
+
+/// A URL fit for an error: credentials before an `@` (`s3://KEY:SECRET@host`) become the
+/// mask, since they are the one part an operator must never see echoed.
+pub fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}{MASK}{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
+/// Masks the value of every `KEY=value` or `KEY: value` whose key names a secret, for text
+/// whose secrets are not known (a panic message, a line that failed to parse).
+pub fn mask_assignments(text: &str) -> String {
+    let pattern = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_.-]*)(\s*[=:]\s*)(\S+)").expect("a valid pattern");
+    pattern
+        .replace_all(text, |c: &regex::Captures| match is_secret_key(&c[1]) {
+            true => format!("{}{}{MASK}", &c[1], &c[2]),
+            false => c[0].to_string(),
+        })
+        .into_owned()
+}
+
 impl From<ConfigError> for CtlError {
     fn from(e: ConfigError) -> Self {
         let mut err = CtlError::usage(e.to_string());
@@ -102,5 +211,28 @@ pub trait Context<T> {
 impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| CtlError::failure(what()).cause(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_to_secret_keys_are_masked() {
+        let text = "bad line DB_PASSWORD: hunter2 and SECRET_KEY=abc, PORT=80";
+        assert_eq!(
+            super::mask_assignments(text),
+            "bad line DB_PASSWORD: ******** and SECRET_KEY=******** PORT=80"
+        );
+    }
+
+    #[test]
+    fn masking_replaces_every_occurrence_longest_first() {
+        let secrets = vec!["abcd".to_string(), "abcdefgh".to_string(), "x".to_string()];
+        assert_eq!(
+            mask_text("p=abcdefgh q=abcd x", &secrets),
+            format!("p={MASK} q={MASK} x")
+        );
     }
 }

@@ -2,7 +2,7 @@ use clap::Parser;
 use pricescan_ctl::cli::Cli;
 use pricescan_ctl::error::{CtlError, ExitStatus};
 use pricescan_ctl::output::Printer;
-use pricescan_ctl::{cleanup, signals};
+use pricescan_ctl::sys::{signals, undo};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
 fn after_panic(runtime: tokio::runtime::Runtime) -> ExitCode {
     drop(runtime);
     if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        rt.block_on(cleanup::run_all(&Printer::silent()));
+        rt.block_on(undo::run_all(&Printer::silent()));
     }
     ExitCode::from(ExitStatus::Internal.code() as u8)
 }
@@ -56,7 +56,7 @@ async fn run(cli: Cli) -> ExitStatus {
         }
     };
     let Some((printer, result)) = outcome else {
-        let cleaned = cleanup::run_all(&printer).await;
+        let cleaned = undo::run_all(&printer).await;
         let signal = signals::first().unwrap_or(signals::Signal::Interrupt);
         let what = match cleaned {
             true => "stopped; what it had begun was undone",
@@ -70,7 +70,7 @@ async fn run(cli: Cli) -> ExitStatus {
 
 /// Undoes what the command left registered, then reports its result.
 async fn finish(printer: &Printer, result: Result<ExitStatus, CtlError>) -> ExitStatus {
-    cleanup::run_all(printer).await;
+    undo::run_all(printer).await;
     match result {
         Ok(status) => status,
         Err(e) => {

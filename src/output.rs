@@ -2,7 +2,7 @@
 //! JSON output, colour, tables and progress in one place, so commands never print directly.
 
 use crate::error::CtlError;
-use crate::stack::secrets;
+
 use comfy_table::{ContentArrangement, Table, presets};
 use std::io::{IsTerminal, Write};
 
@@ -68,7 +68,7 @@ pub fn install_panic_hook() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         let known = PANIC_SECRETS.read().map(|k| k.clone()).unwrap_or_default();
-        let masked = secrets::mask_assignments(&secrets::mask_text(&message, &known));
+        let masked = crate::error::mask_assignments(&crate::error::mask_text(&message, &known));
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
@@ -126,7 +126,7 @@ impl Printer {
 
     fn scrub(&self, text: &str) -> String {
         let known = self.secrets.read().unwrap_or_else(|p| p.into_inner());
-        secrets::mask_text(text, &known)
+        crate::error::mask_text(text, &known)
     }
 
     fn paint(&self, on: bool, style: Style, text: &str) -> String {

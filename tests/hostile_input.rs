@@ -324,7 +324,7 @@ fn the_build_context_holds_what_docker_build_sends() {
     let ignore = "\u{feff}*.md\r\n{a,b}\nx/../secret.txt\nlogs\n!logs/keep\n**/*.pyc\n/build/*\n!build/keep.txt\n\
                   te\\[st\\].txt\n #hash.txt\n# a comment\n  spaced name.txt  \nnode_modules/\n";
     std::fs::write(dir.path().join(".dockerignore"), ignore).unwrap();
-    let ours = pricescan_ctl::ops::buildctx::context_tar(dir.path(), "Dockerfile").unwrap();
+    let ours = pricescan_ctl::deploy::buildctx::context_tar(dir.path(), "Dockerfile").unwrap();
     let theirs = docker_build_names(dir.path(), &format!("pst-ctx-{}", std::process::id()));
     assert_eq!(tar_names(ours.path()), theirs);
     assert!(theirs.contains("docs/keep.md") && theirs.contains("a") && !theirs.contains("secret.txt"));

@@ -2,7 +2,9 @@
 //! age recipients: every one of them on the same bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pricescan_ctl::ops::{backups::Manifest, loglines, release};
+use pricescan_ctl::backup::catalog::Manifest;
+use pricescan_ctl::deploy::release;
+use pricescan_ctl::engine::loglines;
 use pricescan_ctl::stack::{interpolate, node_engines, offsite, units};
 
 fuzz_target!(|data: &[u8]| {

@@ -2,11 +2,11 @@
 //! made safe. It holds the lock while removing, so no deploy, restore or backup is under way;
 //! `--dry-run` takes no lock and changes nothing. Volumes are never touched.
 
-use super::Context;
 use crate::cli::CleanupArgs;
+use crate::commands::context::Context;
+use crate::doctor::reclaim::{self, Item};
 use crate::engine::{Engine, LockScope};
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::reclaim::{self, Item};
 use crate::output::{Printer, human_bytes};
 use crate::stack::Project;
 
@@ -18,7 +18,7 @@ pub async fn run(ctx: &mut Context, args: CleanupArgs) -> Result<ExitStatus> {
         "on swarm, free images on each node with `docker image prune` there",
     )?;
     // Partial backup directories are debris only when no backup is under way.
-    let idle = crate::ops::lock::holder(&engine, LockScope::Engine, &project.name)
+    let idle = crate::targets::lock::holder(&engine, LockScope::Engine, &project.name)
         .await?
         .is_none();
     let planned = reclaim::plan(&engine, &project, idle).await?;

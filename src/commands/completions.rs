@@ -1,7 +1,7 @@
 //! `completions SHELL` and `man`: generated from the clap tree, so they never drift.
 
-use super::Context;
 use crate::cli::{Cli, CompletionsArgs};
+use crate::commands::context::Context;
 use crate::error::{Context as _, ExitStatus, Result};
 use clap::CommandFactory;
 

@@ -1,11 +1,11 @@
 //! `config`: the resolved stack, secrets masked; `--services` lists names; `-q` validates.
 
-use super::Context;
 use crate::cli::ConfigArgs;
+use crate::commands::context::Context;
+use crate::error::MASK;
 use crate::error::{Context as _, ExitStatus, Result};
 use crate::stack::Project;
 use crate::stack::compose::ComposeFile;
-use crate::stack::secrets::{self, MASK};
 use std::collections::BTreeSet;
 
 pub fn run(ctx: &mut Context, args: ConfigArgs) -> Result<ExitStatus> {
@@ -57,7 +57,7 @@ fn resolved(project: &Project, selected: &[String]) -> Result<ComposeFile> {
     file.volumes.retain(|k, _| volumes.contains(k));
     for service in file.services.values_mut() {
         for (key, value) in service.environment.iter_mut() {
-            if secrets::is_secret_key(key) && value.is_some() {
+            if crate::error::is_secret_key(key) && value.is_some() {
                 *value = Some(MASK.to_string());
             }
         }

@@ -1,17 +1,17 @@
 //! `deploy`, `deploy history` and `deploy rollback`: a new API release without downtime,
 //! undone by itself when it fails (exit 4), recorded in `.pricescan/releases.jsonl`.
 
-use super::Context;
-use crate::cli::{BackupReason, DeployArgs, DeployCommand};
+use crate::backup::catalog::{Reason, parts};
+use crate::backup::take;
+use crate::cli::{DeployArgs, DeployCommand};
+use crate::commands::context::Context;
+use crate::deploy::release::{self, API_SERVICE, Release};
+use crate::deploy::rollout::{self, Outcome, Plan};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::notify::Event;
-use crate::ops::backup;
-use crate::ops::backups::{parts, reason_word};
-use crate::ops::deploy::{self, Outcome, Plan};
-use crate::ops::events;
-use crate::ops::release::{self, API_SERVICE, Release};
-use crate::ops::target;
+use crate::notify::events;
 use crate::stack::Project;
+use crate::targets::seam;
 
 pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
     match args.command {
@@ -112,7 +112,7 @@ async fn release(
     args: DeployArgs,
     kind: &str,
 ) -> Result<ExitStatus> {
-    project.require(&[API_SERVICE, crate::ops::nginx::NGINX_SERVICE])?;
+    project.require(&[API_SERVICE, crate::deploy::nginx::NGINX_SERVICE])?;
     let engine = ctx.engine().await?;
     ctx.require_files_reach(&engine, kind)?;
     let target = ctx.stack(&engine, &project)?.kind;
@@ -121,7 +121,7 @@ async fn release(
     let now = chrono::Utc::now();
     let release_id = release::new_id(now);
     // What serves is what the engine says, whichever checkout deployed it.
-    let serving = target::serving(&engine, &project.name, target).await?;
+    let serving = seam::serving(&engine, &project.name, target).await?;
     if let Some((id, image)) = &serving {
         release::pin(&mut project, id, image);
     }
@@ -176,14 +176,14 @@ async fn release(
         message: None,
     };
     if !args.no_backup {
-        let reason = reason_word(BackupReason::PreDeploy);
+        let reason = Reason::PreDeploy.word();
         let all_parts = parts(None);
         // A signal here drops the backup, whose guard removes its partial directory.
         let data = stack.data_engine().await?;
         let taken = tokio::select! {
-            r = backup::take(&data, &project, reason, &all_parts, &ctx.printer, None) => r,
-            _ = crate::signals::received() => {
-                return Err(crate::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
+            r = take::take(&data, &project, reason, &all_parts, &ctx.printer, None) => r,
+            _ = crate::sys::signals::received() => {
+                return Err(crate::sys::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
             }
         }
         .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
@@ -209,7 +209,7 @@ async fn release(
         image,
         release: record.id.clone(),
         timeout: args.timeout,
-        drain: crate::ops::api_drain(&project),
+        drain: crate::stack::rollout::api_drain(&project),
     };
     let outcome = stack.switch(&plan).await;
     let finish = |record: &mut Release, result: &str, message: Option<String>| {
@@ -235,7 +235,9 @@ async fn release(
         }
         Ok(Outcome::Interrupted) => {
             finish(&mut record, "rolled_back", Some("interrupted".into()))?;
-            return Err(crate::signals::interrupted("the previous release is serving"));
+            return Err(crate::sys::signals::interrupted(
+                "the previous release is serving",
+            ));
         }
         Err(e) => {
             finish(&mut record, "failed", Some(e.what.clone()))?;
@@ -245,12 +247,12 @@ async fn release(
     // Traffic has moved: the release serves and is recorded as such before anything else.
     finish(&mut record, "succeeded", None)?;
     let history = read_history(ctx, &project)?;
-    let warnings = deploy::settle(&plan, leftover, &history.releases).await;
+    let warnings = rollout::settle(&plan, leftover, &history.releases).await;
     for w in &warnings {
         ctx.printer.warn(&format!("{w}; release {} serves", record.id));
     }
-    if crate::signals::first().is_some() {
-        return Err(crate::signals::interrupted(format!(
+    if crate::sys::signals::first().is_some() {
+        return Err(crate::sys::signals::interrupted(format!(
             "release {} ({}) serves and is recorded",
             record.id, record.image
         )));
@@ -286,7 +288,7 @@ async fn build(
     release_id: &str,
 ) -> Result<String> {
     let dir = crate::stack::resolve_path(&project.dir, dir);
-    let context = crate::ops::buildctx::context_tar(&dir, "Dockerfile.prod")?;
+    let context = crate::deploy::buildctx::context_tar(&dir, "Dockerfile.prod")?;
     let tag = format!("{}/api:{release_id}", project.name);
     ctx.printer
         .info(&format!("building {tag} from {}", dir.display()));

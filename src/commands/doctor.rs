@@ -1,9 +1,9 @@
 //! `doctor`: every check of DESIGN §12 at once, one line each with its fix; exit 1 on any
 //! fail. Read-only: it takes no lock and changes nothing.
 
-use super::Context;
+use crate::commands::context::Context;
+use crate::doctor::{self, Level};
 use crate::error::{ExitStatus, Result};
-use crate::ops::doctor::{self, Level};
 use crate::output::Style;
 
 pub async fn run(ctx: &mut Context) -> Result<ExitStatus> {

@@ -1,10 +1,10 @@
 //! `lock status` and `lock release --force`: who holds the stack's operation lock, and a way
 //! out when its holder cannot be checked from here (another host, a lost CI runner).
 
-use super::Context;
 use crate::cli::{LockArgs, LockCommand};
+use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::lock::{self, Owner};
+use crate::targets::lock::{self, Owner};
 
 pub async fn run(ctx: &mut Context, args: LockArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;

@@ -2,13 +2,14 @@
 //! service. `--follow` keeps going across restarts and recreations. Memory stays constant:
 //! lines stream from the engine to stdout, one buffered line per container at most.
 
-use super::Context;
 use crate::cli::LogsArgs;
+use crate::commands::context::Context;
+use crate::engine::loglines::{Assembler, LogLine};
 use crate::engine::{Engine, LogQuery, LogSource};
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::loglines::{Assembler, LogLine};
-use crate::ops::target::{TargetKind, log_sources};
 use crate::output::LogWriter;
+use crate::targets::TargetKind;
+use crate::targets::seam::log_sources;
 use futures_util::StreamExt;
 use regex::Regex;
 use std::collections::HashMap;
@@ -85,7 +86,7 @@ pub async fn run(ctx: &mut Context, args: LogsArgs) -> Result<ExitStatus> {
     };
     let outcome = tokio::select! {
         biased;
-        _ = crate::signals::received() => Ok(()),
+        _ = crate::sys::signals::received() => Ok(()),
         r = work => r,
     };
     let flushed = writer.flush();

@@ -3,15 +3,15 @@
 //! stream, and a status snapshot with the API probe is taken once per interval.
 //! `--once` or a non-terminal prints one snapshot; `--json` prints one document per interval.
 
-use super::Context;
 use crate::cli::MonitorArgs;
+use crate::commands::context::Context;
 use crate::engine::{Engine, Event, Sample};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::monitor::{self, MonitorState, Snapshot};
-use crate::ops::status::{self, NodeRef};
-use crate::ops::target::{Engines, Stack};
+use crate::monitor::state::{self, MonitorState, Snapshot};
+use crate::monitor::tui::{self, View};
 use crate::output::Printer;
-use crate::tui::{self, View};
+use crate::targets::context::{Engines, Stack};
+use crate::targets::status::{self, NodeRef};
 use futures_util::StreamExt;
 use ratatui::crossterm::event::{self, Event as Key, KeyCode, KeyModifiers};
 use std::collections::HashMap;
@@ -228,9 +228,9 @@ fn print_snapshot(printer: &Printer, state: &MonitorState) -> Result<()> {
     let rows = snap
         .services
         .iter()
-        .map(|row| monitor::row_text(&row.status, row.rates))
+        .map(|row| state::row_text(&row.status, row.rates))
         .collect();
-    printer.table(&monitor::COLUMNS, rows);
+    printer.table(&state::COLUMNS, rows);
     let lat = snap.api_latency;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} ms"));
     printer.info(&format!(
@@ -259,7 +259,7 @@ async fn stream_json(
     loop {
         tokio::select! {
             biased;
-            _ = crate::signals::received() => return Ok(ExitStatus::Success),
+            _ = crate::sys::signals::received() => return Ok(ExitStatus::Success),
             Some(update) = rx.recv() => apply(state, feeds, update),
             _ = tick.tick() => {
                 refresh(stack, selected, state, feeds).await?;

@@ -1,8 +1,8 @@
 //! `notify test`: one message to every configured channel (DESIGN §10). Exit 0 when all
 //! accepted it, 1 naming each that failed and why, 2 when the channels are misconfigured.
 
-use super::Context;
 use crate::cli::{NotifyArgs, NotifyCommand};
+use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::notify::{self, Event};
 use crate::stack::notify::Channels;

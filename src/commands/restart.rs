@@ -2,18 +2,20 @@
 //! replaced start-first behind Nginx with no failed request; stateful services stop first,
 //! and their running dependents are told how long they were without them.
 
-use super::Context;
 use crate::cli::RestartArgs;
+use crate::commands::context::Context;
+use crate::deploy::converge::{Converger, Failure, Mode};
+use crate::deploy::release;
+use crate::deploy::wait::Goal;
 use crate::error::{ExitStatus, Result};
-use crate::ops::converge::{Converger, Failure, Mode};
-use crate::ops::wait::Goal;
-use crate::ops::{self, release, resources};
 use crate::stack::graph;
+use crate::stack::{rollout, templates};
+use crate::targets::host::resources;
 use std::time::Instant;
 
 pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
     let mut project = ctx.project()?;
-    ops::require_setup(&project)?;
+    templates::require_setup(&project)?;
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;
@@ -28,7 +30,7 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
         project: &project,
         board: &board,
         timeout: args.timeout,
-        drain: ops::api_drain(&project),
+        drain: rollout::api_drain(&project),
         containers: containers.clone(),
     };
     let graph = project.dependency_graph();
@@ -47,7 +49,7 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
                 continue;
             }
         }
-        if !ops::is_start_first(&project, service) {
+        if !rollout::is_start_first(&project, service) {
             let running: Vec<String> = graph::dependents(&graph, service)
                 .into_iter()
                 .filter(|d| containers.iter().any(|c| &c.service == d && c.is_running()))
@@ -65,5 +67,5 @@ pub async fn run(ctx: &mut Context, args: RestartArgs) -> Result<ExitStatus> {
     for note in notes {
         ctx.printer.info(&format!("note: {note}"));
     }
-    ops::converge::report(&ctx.printer, &failures, selected.len())
+    crate::deploy::converge::report(&ctx.printer, &failures, selected.len())
 }

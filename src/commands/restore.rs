@@ -1,15 +1,15 @@
 //! `restore ID`: checks the backup, asks for confirmation, takes the lock, and hands over to
 //! `ops::restore`, which never leaves production worse than it found it.
 
-use super::Context;
+use crate::backup::catalog::{self, OnDisk};
+use crate::backup::catalog::{DUMP_FILE, Part, RDB_FILE, parts};
+use crate::backup::offsite;
+use crate::backup::restore::Restorer;
 use crate::cli::RestoreArgs;
+use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::notify::Event;
-use crate::ops::backups::{self, OnDisk};
-use crate::ops::backups::{DUMP_FILE, Part, RDB_FILE, parts};
-use crate::ops::events;
-use crate::ops::offsite;
-use crate::ops::restore::Restorer;
+use crate::notify::events;
 use crate::stack::Project;
 use std::io::{IsTerminal, Write};
 
@@ -17,7 +17,7 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let engine = ctx.engine().await?;
     ctx.require_files_reach(&engine, "restore")?;
-    let (b, lock) = match backups::find(&project, Some(&args.id)) {
+    let (b, lock) = match catalog::find(&project, Some(&args.id)) {
         Ok(b) => {
             check(&b)?;
             (b, None)
@@ -31,7 +31,7 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
         }
     };
     let manifest = b.manifest.clone().expect("find returns backups with a manifest");
-    let wanted: Vec<Part> = parts(args.only)
+    let wanted: Vec<Part> = parts(args.only.map(Into::into))
         .into_iter()
         .filter(|p| {
             manifest
@@ -57,7 +57,7 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     };
     let restored = restorer.restore(&b, &wanted).await;
     let back =
-        crate::cleanup::despite_signals("start the API again", stack.release_api(held), &ctx.printer).await;
+        crate::sys::undo::despite_signals("start the API again", stack.release_api(held), &ctx.printer).await;
     let result = match (restored, back) {
         (Ok(safety), Err(e)) => Err(e
             .cause(format!(
@@ -114,15 +114,15 @@ async fn pull(ctx: &Context, project: &Project, remote: &offsite::Remote, id: &s
     ));
     tokio::select! {
         pulled = remote.pull_verified(project, id, &ctx.printer) => pulled,
-        _ = crate::signals::received() => {
-            Err(crate::signals::interrupted(format!("while pulling {id}; nothing was changed")))
+        _ = crate::sys::signals::received() => {
+            Err(crate::sys::signals::interrupted(format!("while pulling {id}; nothing was changed")))
         }
     }
 }
 
 /// Hashes, zstd stream, footer and RDB magic, before anything is touched.
 fn check(b: &OnDisk) -> Result<()> {
-    let problems = backups::problems(b);
+    let problems = catalog::problems(b);
     if problems.is_empty() {
         return Ok(());
     }

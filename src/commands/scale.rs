@@ -1,7 +1,7 @@
 //! `scale SERVICE=N`: the number of tasks of a service on the swarm target.
 
-use super::Context;
 use crate::cli::ScaleArgs;
+use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
 
 pub async fn run(ctx: &mut Context, args: ScaleArgs) -> Result<ExitStatus> {

@@ -1,15 +1,15 @@
 //! `setup`: prerequisites, the stack files, `.env.prod` with fresh secrets, rendered config,
 //! directories, networks, volumes and images. Idempotent: a second run changes nothing.
 
-use super::Context;
 use crate::cli::{ForceTarget, SetupArgs};
+use crate::commands::context::Context;
+use crate::deploy::{images, nginx};
 use crate::engine::Engine;
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::fsutil;
-use crate::ops;
-use crate::ops::target::{Prepare, TargetKind};
 use crate::stack::templates::{self, CONFIG_DIR, TEMPLATE_DIR};
 use crate::stack::{Environment, Project, embedded, envfile, resolve_path, secrets};
+use crate::sys::fsutil;
+use crate::targets::context::{Prepare, TargetKind};
 use futures_util::future::join_all;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -116,10 +116,10 @@ fn backup_key(ctx: &Context, project: &Project, env_path: &Path, changes: &mut C
         true => {
             ctx.printer
                 .info(&format!("kept the backup key {}", path.display()));
-            crate::seal::public_key_of(&path)?
+            crate::backup::seal::public_key_of(&path)?
         }
         false => {
-            let public = crate::seal::create_identity(&path)?;
+            let public = crate::backup::seal::create_identity(&path)?;
             changes.add(
                 ctx,
                 format!("created the backup key {} (mode 0600)", path.display()),
@@ -388,10 +388,10 @@ fn render_config(ctx: &Context, project: &Project, changes: &mut Changes) -> Res
     // Include files that start, deploy and restore own: created once, then left to them.
     for (path, content) in [
         (
-            ops::nginx::upstream_path(project),
-            ops::nginx::upstream_config("pricescan-api"),
+            nginx::upstream_path(project),
+            nginx::upstream_config("pricescan-api"),
         ),
-        (ops::nginx::writes_path(project), ops::nginx::writes_config(false)),
+        (nginx::writes_path(project), nginx::writes_config(false)),
     ] {
         if !path.exists() {
             fsutil::write_atomic(&path, content.as_bytes(), 0o644)?;
@@ -454,7 +454,7 @@ fn create_directories(ctx: &Context, project: &Project, changes: &mut Changes) -
 
 /// `--target swarm` at setup is remembered in .env.prod, so later commands need no flag.
 fn record_target(ctx: &Context, project: &Project, env_path: &Path, changes: &mut Changes) -> Result<()> {
-    let Some(kind) = ctx.global.target else {
+    let Some(kind) = ctx.global.target.map(TargetKind::from) else {
         return Ok(());
     };
     let wanted = match kind {
@@ -494,7 +494,7 @@ async fn ensure_images(
             ctx.printer.debug(&format!("image {image} is present"));
             continue;
         }
-        match ops::images::pull(&ctx.printer, engine, image).await {
+        match images::pull(&ctx.printer, engine, image).await {
             Ok(()) => changes.add(ctx, format!("pulled image {image}")),
             Err(e) => failures.push((image.clone(), service.clone(), e)),
         }

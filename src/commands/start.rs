@@ -1,14 +1,14 @@
 //! `start`: every selected service (and what it depends on) on the stack's target, waited
 //! for until healthy.
 
-use super::Context;
 use crate::cli::StartArgs;
+use crate::commands::context::Context;
 use crate::error::{ExitStatus, Result};
-use crate::ops;
+use crate::stack::templates;
 
 pub async fn run(ctx: &mut Context, args: StartArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    ops::require_setup(&project)?;
+    templates::require_setup(&project)?;
     let selected = project.select(&args.services.services)?;
     let waves = project.start_waves(&selected)?;
     let engine = ctx.engine().await?;

@@ -1,13 +1,13 @@
 //! `status`: one table of the services, then endpoint probes, the last backup and the
 //! current release. Exit 0 when every selected service is running and healthy, 3 otherwise.
 
-use super::Context;
 use crate::cli::StatusArgs;
+use crate::commands::context::Context;
 use crate::error::{Context as _, ExitStatus, Result};
-use crate::ops::status::{Resources, StackStatus};
-use crate::ops::swarm::status::SwarmStatus;
-use crate::ops::target::Report;
 use crate::output::{Printer, Style, human_age, human_bytes};
+use crate::targets::seam::Report;
+use crate::targets::status::{Resources, StackStatus};
+use crate::targets::swarm::status::SwarmStatus;
 
 pub async fn run(ctx: &mut Context, args: StatusArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;

@@ -1,8 +1,8 @@
 //! `stop`: graceful stop of the selected services, dependents first. Volumes (and on swarm
 //! the services, secrets and configs) stay, so `start` brings the same data back.
 
-use super::Context;
 use crate::cli::StopArgs;
+use crate::commands::context::Context;
 use crate::error::{ExitStatus, Result};
 
 pub async fn run(ctx: &mut Context, args: StopArgs) -> Result<ExitStatus> {

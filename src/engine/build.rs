@@ -1,7 +1,8 @@
 //! Building an image through the engine's build API (the classic builder, which needs no
 //! registry for a local base image), from a context tar on disk.
 
-use super::{Engine, engine_error};
+use super::client::Engine;
+use super::errors::engine_error;
 use crate::error::{CtlError, Result};
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;

@@ -1,8 +1,10 @@
 //! Containers of a project: listing, inspecting, creating, starting, stopping, removing,
 //! exec, log tails and resource samples.
 
+use super::client::Engine;
+use super::errors::engine_error;
+use super::labels;
 use super::spec::ContainerPlan;
-use super::{Engine, engine_error, labels};
 use crate::error::{CtlError, Result};
 use bollard::errors::Error;
 use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum, NetworkConnectRequest};

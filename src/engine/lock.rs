@@ -4,7 +4,10 @@
 //! On a swarm the lock is a swarm config instead: its name is unique across the cluster, so
 //! clients of different managers exclude each other too (DESIGN §11).
 
-use super::{Engine, engine_error, is_status, labels};
+use super::client::Engine;
+use super::containers::is_status;
+use super::errors::engine_error;
+use super::labels;
 use crate::error::Result;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{CreateContainerOptionsBuilder, CreateImageOptionsBuilder};

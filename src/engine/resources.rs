@@ -1,7 +1,9 @@
 //! Networks, volumes and images: created with Compose's names and labels. Volumes are never
 //! removed here; an image only when no container uses it.
 
-use super::{Engine, engine_error, labels};
+use super::client::Engine;
+use super::errors::engine_error;
+use super::labels;
 use crate::error::Result;
 use bollard::errors::Error;
 use bollard::models::{NetworkCreateRequest, VolumeCreateRequest};

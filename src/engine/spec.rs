@@ -2,9 +2,10 @@
 //! everything the compose file says and the labels Compose writes.
 
 use super::labels;
+use crate::error::ConfigError;
 use crate::stack::Project;
 use crate::stack::compose::{MountType, Service};
-use crate::stack::{ConfigError, names};
+use crate::stack::names;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
     MountType as DockerMount, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,

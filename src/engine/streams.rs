@@ -1,7 +1,9 @@
 //! Long-lived engine streams: container logs, resource stats and engine events.
 
+use super::client::Engine;
 use super::containers::Sample;
-use super::{Engine, engine_error, labels};
+use super::errors::engine_error;
+use super::labels;
 use crate::error::Result;
 use bollard::container::LogOutput;
 use bollard::query_parameters::{EventsOptionsBuilder, LogsOptionsBuilder, StatsOptionsBuilder};

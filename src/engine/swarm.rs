@@ -1,7 +1,9 @@
 //! Swarm calls beside the container calls: the engine's swarm role, nodes, overlay
 //! networks, configs and secrets, services and their tasks.
 
-use super::{Engine, engine_error, is_status};
+use super::client::Engine;
+use super::containers::is_status;
+use super::errors::engine_error;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::stack::swarm::{FileKind, FileObject, NAMESPACE_LABEL, ServicePlan};
 use bollard::models::{

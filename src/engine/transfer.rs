@@ -2,7 +2,8 @@
 //! exec's stdin (a restore), and files through the archive API. Memory stays flat: bytes
 //! pass through in the engine's chunks.
 
-use super::{Engine, engine_error};
+use super::client::Engine;
+use super::errors::engine_error;
 use crate::error::{CtlError, Result};
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
@@ -186,7 +187,7 @@ impl Engine {
             match self.docker.inspect_exec(exec_id).await {
                 Ok(e) if e.running == Some(true) => {}
                 Ok(_) => return Ok(()),
-                Err(e) if super::is_status(&e, 404) => return Ok(()),
+                Err(e) if super::containers::is_status(&e, 404) => return Ok(()),
                 Err(e) => return Err(engine_error("cannot inspect the exec", e)),
             }
             if std::time::Instant::now() >= until {
@@ -303,7 +304,7 @@ impl Engine {
     /// lines, and removes it.
     pub async fn run_plan(
         &self,
-        plan: &super::ContainerPlan,
+        plan: &super::spec::ContainerPlan,
         log_lines: usize,
     ) -> Result<(i64, Vec<String>)> {
         let id = self.create(plan).await?;
@@ -368,10 +369,10 @@ impl Engine {
 impl Engine {
     /// Registers the removal of a one-off container with the clean-up path, so that a signal
     /// that drops the caller half-way still removes it.
-    pub fn remove_on_exit(&self, id: &str, what: &str) -> crate::cleanup::Pending {
+    pub fn remove_on_exit(&self, id: &str, what: &str) -> crate::sys::undo::Pending {
         use futures_util::FutureExt;
         let (engine, id) = (self.clone(), id.to_string());
-        crate::cleanup::on_exit(format!("remove the one-off container {what}"), move |_| {
+        crate::sys::undo::on_exit(format!("remove the one-off container {what}"), move |_| {
             async move { engine.remove(&id).await }.boxed()
         })
     }

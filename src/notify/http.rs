@@ -1,14 +1,14 @@
 //! The HTTP channels: a generic JSON webhook, a Slack-compatible webhook, and Telegram's
 //! `sendMessage`. Errors name the status or the failure, never the URL (it holds the secret).
 
-use super::Event;
+use super::message::{DEADLINE, Event};
 use crate::stack::notify::Telegram;
 use url::Url;
 
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
-        .timeout(super::DEADLINE)
+        .timeout(DEADLINE)
         .user_agent(concat!("pricescan-ctl/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()

@@ -1,7 +1,7 @@
 //! Email through lettre, the only importer of it: STARTTLS required on `smtp://`, TLS on
 //! `smtps://`, plaintext only with `smtp+insecure://`.
 
-use super::Event;
+use super::message::{DEADLINE, Event};
 use crate::stack::notify::{Security, Smtp};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -17,7 +17,7 @@ pub async fn send(smtp: &Smtp, event: &Event) -> Result<(), String> {
         )),
     }
     .map_err(|e| format!("cannot set up TLS for {}: {e}", smtp.host))?;
-    let mut builder = builder.port(smtp.port).timeout(Some(super::DEADLINE));
+    let mut builder = builder.port(smtp.port).timeout(Some(DEADLINE));
     if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
         builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }

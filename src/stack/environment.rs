@@ -1,8 +1,8 @@
 //! The project's variables: `.env.prod` under the process environment, as in Compose.
 
-use super::ConfigError;
 use super::dotenv::{self, Entry};
 use super::secrets;
+use crate::error::ConfigError;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -77,11 +77,11 @@ impl Environment {
     pub fn secret_values(&self) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|e| secrets::is_secret_key(&e.key))
+            .filter(|e| crate::error::is_secret_key(&e.key))
             .filter_map(|e| self.get(&e.key))
             .filter(|v| !v.is_empty())
             .flat_map(|v| {
-                let parts = super::notify::secret_parts(&v);
+                let parts = super::secrets::secret_parts(&v);
                 std::iter::once(v).chain(parts)
             })
             .collect()

@@ -2,7 +2,8 @@
 //! (`NODE_ID=URL,...`, keyed by the full node ID because hostnames repeat on cloned machines),
 //! else `ssh://$SWARM_SSH_USER@<node address>` (the system ssh, with its keys).
 
-use super::{ConfigError, Project};
+use super::project::Project;
+use crate::error::ConfigError;
 use std::collections::BTreeMap;
 
 const SCHEMES: [&str; 3] = ["unix://", "tcp://", "ssh://"];

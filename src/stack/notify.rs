@@ -2,7 +2,8 @@
 //! JSON webhook, a Slack-compatible webhook, a Telegram bot and SMTP email, gated by
 //! NOTIFICATIONS_ENABLED and NOTIFY_ON. Pure: nothing here sends anything.
 
-use super::{ConfigError, Environment};
+use super::environment::Environment;
+use crate::error::ConfigError;
 use std::fmt;
 use url::Url;
 
@@ -225,21 +226,6 @@ fn looks_like_address(s: &str) -> bool {
     matches!(address.split_once('@'), Some((user, domain)) if !user.is_empty() && domain.contains('.') || domain == "localhost")
 }
 
-/// Parts of secret values that could reach output on their own: a URL's password and path.
-pub fn secret_parts(value: &str) -> Vec<String> {
-    let Ok(url) = Url::parse(value) else {
-        return Vec::new();
-    };
-    let mut parts = Vec::new();
-    if let Some(p) = url.password() {
-        parts.push(p.to_string());
-    }
-    if url.path().len() > 8 {
-        parts.push(url.path().to_string());
-    }
-    parts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,15 +298,5 @@ mod tests {
             (smtp.security, smtp.port, smtp.user),
             (Security::Plain, 2525, None)
         );
-    }
-
-    #[test]
-    fn secret_parts_of_urls() {
-        assert_eq!(secret_parts("smtp://u:pw123@h:587"), vec!["pw123".to_string()]);
-        assert_eq!(
-            secret_parts("https://hooks.slack.com/services/T0/B0/XYZ"),
-            vec!["/services/T0/B0/XYZ".to_string()]
-        );
-        assert!(secret_parts("not a url").is_empty());
     }
 }

@@ -2,7 +2,9 @@
 //! copies go, with which credentials, and to whom they are encrypted. Pure: nothing here
 //! talks to the storage server.
 
-use super::{ConfigError, Environment, resolve_path};
+use super::environment::Environment;
+use super::paths::resolve_path;
+use crate::error::ConfigError;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,7 +36,7 @@ impl fmt::Debug for Offsite {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &super::secrets::MASK)
+            .field("secret_access_key", &crate::error::MASK)
             .field("recipients", &self.recipients)
             .field("identity_file", &self.identity_file)
             .finish()
@@ -115,7 +117,7 @@ impl Offsite {
 
 /// `s3://BUCKET/PREFIX` into the bucket and the prefix (trimmed of slashes).
 pub fn parse_url(url: &str) -> Result<(String, String), ConfigError> {
-    let shown = super::units::quoted(&super::secrets::without_credentials(url));
+    let shown = super::units::quoted(&crate::error::without_credentials(url));
     let hint = "write it as s3://BUCKET/PREFIX, for example s3://pricescan-backups/prod";
     let Some(rest) = url.strip_prefix("s3://") else {
         return Err(
@@ -130,7 +132,7 @@ pub fn parse_url(url: &str) -> Result<(String, String), ConfigError> {
         && !bucket.starts_with(['-', '.'])
         && !bucket.ends_with(['-', '.']);
     if !bucket_ok {
-        let bucket = super::units::quoted(&super::secrets::without_credentials(bucket));
+        let bucket = super::units::quoted(&crate::error::without_credentials(bucket));
         return Err(ConfigError::new(format!(
             "BACKUP_REMOTE_URL names an invalid bucket {bucket}: 3 to 63 lower-case letters, digits, dots and hyphens"
         ))
@@ -160,7 +162,7 @@ fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
         true => Ok(()),
         false => Err(ConfigError::new(format!(
             "BACKUP_REMOTE_ENDPOINT must be an http:// or https:// URL without credentials (got {})",
-            super::units::quoted(&super::secrets::without_credentials(endpoint))
+            super::units::quoted(&crate::error::without_credentials(endpoint))
         ))
         .hint("for example https://s3.eu-central-003.backblazeb2.com; leave it empty for AWS")),
     }

@@ -4,8 +4,11 @@
 use super::compose::{ComposeFile, MountType, Service};
 use super::embedded;
 use super::environment::Environment;
+use super::graph;
 use super::interpolate::{self, InterpolationError};
-use super::{ConfigError, graph, names, resolve_path};
+use super::names;
+use super::paths::resolve_path;
+use crate::error::ConfigError;
 use serde_yaml_ng::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -526,7 +529,7 @@ fn interpolation_message(path: &[String], text: &str, e: &InterpolationError) ->
         .iter()
         .map(String::as_str)
         .chain(assigned)
-        .any(super::secrets::is_secret_key);
+        .any(crate::error::is_secret_key);
     match secret {
         true => format!(
             "{joined}: {} (the value is not shown: it may be a secret)",

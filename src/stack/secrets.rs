@@ -1,24 +1,7 @@
-//! Which configuration values are secrets, which are still placeholders, and how to mask
-//! them wherever configuration is shown.
+//! Which configuration values are secrets (`error::is_secret_key` names them), which are
+//! generated, and which are still placeholders.
 
-/// Variable names whose values are secrets.
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_uppercase();
-    // A channel's URL carries its secret: a webhook's path, SMTP's password.
-    if k.starts_with("NOTIFY_") && k.ends_with("_URL") {
-        return true;
-    }
-    [
-        "PASSWORD",
-        "SECRET",
-        "TOKEN",
-        "PASSPHRASE",
-        "PRIVATE_KEY",
-        "API_KEY",
-    ]
-    .iter()
-    .any(|marker| k.contains(marker))
-}
+use crate::error::is_secret_key;
 
 /// Secrets that an outside service issues (storage credentials, channel tokens): empty means
 /// the feature is off, and `setup` never invents one.
@@ -59,53 +42,23 @@ pub fn secret_problem(key: &str, value: &str) -> Option<&'static str> {
     }
 }
 
-pub const MASK: &str = "********";
-
-/// Replaces every occurrence of any secret value in `text` with the mask. Longest first, so
-/// that a secret containing another is masked whole. Very short values are skipped: masking
-/// every "1" in the output would hide more than it protects.
-pub fn mask_text(text: &str, secrets: &[String]) -> String {
-    let mut sorted: Vec<&String> = secrets.iter().filter(|s| s.len() >= 4).collect();
-    sorted.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    sorted
-        .iter()
-        .fold(text.to_string(), |acc, s| acc.replace(s.as_str(), MASK))
-}
-
-/// A URL fit for an error: credentials before an `@` (`s3://KEY:SECRET@host`) become the
-/// mask, since they are the one part an operator must never see echoed.
-pub fn without_credentials(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => format!("{}{MASK}{}", &url[..start], &url[start + at..]),
-        None => url.to_string(),
+/// Parts of secret values that could reach output on their own: a URL's password and path.
+pub fn secret_parts(value: &str) -> Vec<String> {
+    let Ok(url) = url::Url::parse(value) else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(p) = url.password() {
+        parts.push(p.to_string());
     }
-}
-
-/// Masks the value of every `KEY=value` or `KEY: value` whose key names a secret, for text
-/// whose secrets are not known (a panic message, a line that failed to parse).
-pub fn mask_assignments(text: &str) -> String {
-    let pattern = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_.-]*)(\s*[=:]\s*)(\S+)").expect("a valid pattern");
-    pattern
-        .replace_all(text, |c: &regex::Captures| match is_secret_key(&c[1]) {
-            true => format!("{}{}{MASK}", &c[1], &c[2]),
-            false => c[0].to_string(),
-        })
-        .into_owned()
+    if url.path().len() > 8 {
+        parts.push(url.path().to_string());
+    }
+    parts
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn assignments_to_secret_keys_are_masked() {
-        let text = "bad line DB_PASSWORD: hunter2 and SECRET_KEY=abc, PORT=80";
-        assert_eq!(
-            super::mask_assignments(text),
-            "bad line DB_PASSWORD: ******** and SECRET_KEY=******** PORT=80"
-        );
-    }
-
     use super::*;
 
     #[test]
@@ -162,11 +115,12 @@ mod tests {
     }
 
     #[test]
-    fn masking_replaces_every_occurrence_longest_first() {
-        let secrets = vec!["abcd".to_string(), "abcdefgh".to_string(), "x".to_string()];
+    fn secret_parts_of_urls() {
+        assert_eq!(secret_parts("smtp://u:pw123@h:587"), vec!["pw123".to_string()]);
         assert_eq!(
-            mask_text("p=abcdefgh q=abcd x", &secrets),
-            format!("p={MASK} q={MASK} x")
+            secret_parts("https://hooks.slack.com/services/T0/B0/XYZ"),
+            vec!["/services/T0/B0/XYZ".to_string()]
         );
+        assert!(secret_parts("not a url").is_empty());
     }
 }

@@ -5,7 +5,9 @@
 //! mode), and MySQL and Redis are pinned to the data node.
 
 use super::compose::{Healthcheck, Logging, MountType, RestartPolicy, Ulimit, UpdateConfig};
-use super::{ConfigError, Project, resolve_path, secrets};
+use super::paths::resolve_path;
+use super::project::Project;
+use crate::error::ConfigError;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -303,7 +305,7 @@ fn secret_variables(project: &Project) -> BTreeMap<String, String> {
         .env
         .entries
         .iter()
-        .filter(|e| secrets::is_secret_key(&e.key))
+        .filter(|e| crate::error::is_secret_key(&e.key))
         .filter_map(|e| project.env.get(&e.key).map(|v| (e.key.clone(), v)))
         .filter(|(_, v)| !v.is_empty())
         .collect()

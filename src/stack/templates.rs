@@ -4,7 +4,9 @@
 
 use super::embedded::TEMPLATES;
 use super::interpolate;
-use super::{ConfigError, Project};
+use super::project::Project;
+use crate::error::ConfigError;
+use crate::error::CtlError;
 use include_dir::Dir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,6 +135,24 @@ pub fn render(
         });
     }
     Ok((out, warnings))
+}
+
+/// Commands that run the stack need what `setup` creates.
+pub fn require_setup(project: &Project) -> std::result::Result<(), CtlError> {
+    if !project.env.exists {
+        return Err(
+            CtlError::usage(format!("{} does not exist", project.env.path.display()))
+                .hint("run `pricescan-ctl setup` first"),
+        );
+    }
+    if !project.dir.join(CONFIG_DIR).is_dir() {
+        return Err(
+            CtlError::usage(format!("{}/ is missing", project.dir.join(CONFIG_DIR).display()))
+                .hint("run `pricescan-ctl setup` first: it renders the config files the containers mount"),
+        );
+    }
+    project.env.check_placeholders()?;
+    Ok(())
 }
 
 #[cfg(test)]

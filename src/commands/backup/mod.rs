@@ -1,15 +1,16 @@
 //! `backup` and `backup list|verify|prune`. cron-friendly: silent with -q, one `error:`
 //! line and a non-zero exit on failure, the manifest with --json.
 
-use super::Context;
+use crate::backup::catalog;
+use crate::backup::catalog::{DUMP_FILE, Reason, parts};
+use crate::backup::retention;
+use crate::backup::{metrics, take};
 use crate::cli::{BackupArgs, BackupCommand, BackupPart, BackupReason};
+use crate::commands::context::Context;
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
-use crate::ops::backup;
-use crate::ops::backups;
-use crate::ops::backups::{DUMP_FILE, parts, reason_word};
-use crate::ops::events;
+use crate::notify::events;
 use crate::output::{human_age, human_bytes};
-use crate::stack::{Project, retention};
+use crate::stack::Project;
 
 mod offsite;
 
@@ -62,7 +63,7 @@ async fn take(
     let data = ctx.stack(&engine, &project)?.data_engine().await?;
     let attempt = chrono::Utc::now();
     // The off-site copy of the dump leaves while the dump is written.
-    let remote = crate::ops::offsite::open(&project);
+    let remote = crate::backup::offsite::open(&project);
     let mut streamed = None;
     let target = remote.as_ref().ok().and_then(Option::as_ref);
     if let Some(r) = target
@@ -76,15 +77,15 @@ async fn take(
         streamed = Some(s);
         tx
     };
-    let stream_dump: Option<backup::StreamDump> = match target {
+    let stream_dump: Option<take::StreamDump> = match target {
         Some(_) => Some(&mut start),
         None => None,
     };
-    let result = backup::take(
+    let result = take::take(
         &data,
         &project,
-        reason_word(reason),
-        &parts(only),
+        Reason::from(reason).word(),
+        &parts(only.map(Into::into)),
         &ctx.printer,
         stream_dump,
     )
@@ -120,7 +121,7 @@ async fn failed(
     ctx: &Context,
     project: &Project,
     e: &CtlError,
-    streamed: Option<crate::ops::offsite::StreamedFile>,
+    streamed: Option<crate::backup::offsite::StreamedFile>,
 ) {
     if let Some(s) = streamed {
         s.abandon(&ctx.printer).await;
@@ -138,7 +139,7 @@ async fn failed(
 fn write_metrics(
     project: &Project,
     attempt: chrono::DateTime<chrono::Utc>,
-    done: Option<&backups::Manifest>,
+    done: Option<&catalog::Manifest>,
 ) {
     let mut set = vec![(
         "pricescan_backup_last_attempt_timestamp_seconds",
@@ -153,36 +154,13 @@ fn write_metrics(
         let size: u64 = m.files.iter().map(|f| f.size).sum();
         set.push(("pricescan_backup_last_size_bytes", size.to_string()));
     }
-    update_metrics(project, &set);
-}
-
-/// Sets these metrics in the textfile (atomically, when METRICS_TEXTFILE_DIR is set),
-/// keeping every other line: a failure leaves the last success's figures in place.
-fn update_metrics(project: &Project, set: &[(&str, String)]) {
-    let Some(dir) = project.env.get("METRICS_TEXTFILE_DIR").filter(|d| !d.is_empty()) else {
-        return;
-    };
-    let path =
-        crate::stack::resolve_path(&project.dir, std::path::Path::new(&dir)).join("pricescan_backup.prom");
-    let previous = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut lines: Vec<String> = previous
-        .lines()
-        .filter(|l| {
-            !set.iter()
-                .any(|(name, _)| l.split_whitespace().next() == Some(name))
-        })
-        .map(str::to_string)
-        .collect();
-    lines.extend(set.iter().map(|(name, value)| format!("{name} {value}")));
-    lines.sort();
-    let text = lines.join("\n") + "\n";
-    let _ = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644);
+    metrics::update(project, &set);
 }
 
 fn list(ctx: &mut Context) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let all = backups::list(&backups::backup_root(&project))?;
-    let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
+    let all = catalog::list(&catalog::backup_root(&project))?;
+    let decisions = retention::decide(&catalog::candidates(&all), catalog::policy(&project.env));
     let now = chrono::Utc::now();
     if ctx.printer.is_json() {
         let items: Vec<serde_json::Value> = all
@@ -238,14 +216,14 @@ fn list(ctx: &mut Context) -> Result<ExitStatus> {
 
 async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let b = backups::find(&project, id.as_deref())?;
-    let mut problems = backups::problems(&b);
+    let b = catalog::find(&project, id.as_deref())?;
+    let mut problems = catalog::problems(&b);
     if deep && problems.is_empty() {
         let engine = ctx.engine().await?;
-        problems = backups::deep_check(&engine, &project.name, &b).await?;
+        problems = catalog::deep_check(&engine, &project.name, &b).await?;
     }
     if problems.is_empty() {
-        backups::mark_verified(&b, deep)?;
+        catalog::mark_verified(&b, deep)?;
         let what = match deep {
             true => {
                 "hashes, zstd stream, dump footer, RDB magic; loaded into a throwaway MySQL with matching row counts"
@@ -263,8 +241,8 @@ async fn verify(ctx: &mut Context, id: Option<String>, deep: bool) -> Result<Exi
 }
 
 fn prune(ctx: &Context, project: &Project, dry_run: bool) -> Result<ExitStatus> {
-    let all = backups::list(&backups::backup_root(project))?;
-    let decisions = retention::decide(&backups::candidates(&all), backups::policy(&project.env));
+    let all = catalog::list(&catalog::backup_root(project))?;
+    let decisions = retention::decide(&catalog::candidates(&all), catalog::policy(&project.env));
     for b in all.iter().filter(|b| b.manifest.is_some()) {
         let reasons = decisions.get(&b.id).cloned().unwrap_or_default();
         match (reasons.is_empty(), dry_run) {

@@ -1,14 +1,15 @@
 //! The off-site half of `backup`: the copy after each backup, `push`, `pull`,
 //! `list --remote`, `verify --remote`, and remote retention (DESIGN §9).
 
-use super::super::Context;
-use super::update_metrics;
+use crate::backup::catalog::{self, Manifest};
+use crate::backup::metrics;
+use crate::backup::offsite::{self, Remote, RemoteBackup, StreamedFile};
+use crate::backup::retention;
+use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
-use crate::ops::backups::{self, Manifest};
-use crate::ops::events;
-use crate::ops::offsite::{self, Remote, RemoteBackup, StreamedFile};
+use crate::notify::events;
 use crate::output::{human_age, human_bytes};
-use crate::stack::{Project, retention};
+use crate::stack::Project;
 use std::time::Instant;
 
 /// After a successful local backup: copies it off-site when configured. A failure keeps
@@ -39,7 +40,7 @@ async fn copy(
         Ok(None) => return Ok(()),
         Err(e) => return Err(copy_failed(project, &manifest.id, e)),
     };
-    let b = backups::find(project, Some(&manifest.id))?;
+    let b = catalog::find(project, Some(&manifest.id))?;
     let clock = Instant::now();
     match remote.push_with(&b, streamed, &ctx.printer).await {
         Ok(bytes) => {
@@ -101,7 +102,7 @@ fn offsite_metrics(project: &Project, sent: Option<u64>) {
         set.push(("pricescan_backup_offsite_last_success_timestamp_seconds", now));
         set.push(("pricescan_backup_offsite_last_size_bytes", bytes.to_string()));
     }
-    update_metrics(project, &set);
+    metrics::update(project, &set);
 }
 
 /// `backup push [ID]...`: the named backups (replacing their copies), or every local one
@@ -110,14 +111,14 @@ pub async fn push(ctx: &Context, project: &Project, ids: Vec<String>) -> Result<
     let remote = offsite::require(project)?;
     remote.clean_leftovers(&ctx.printer).await?;
     let there: Vec<String> = complete_ids(&remote.backups().await?);
-    let wanted: Vec<backups::OnDisk> = match ids.is_empty() {
-        true => backups::list(&backups::backup_root(project))?
+    let wanted: Vec<catalog::OnDisk> = match ids.is_empty() {
+        true => catalog::list(&catalog::backup_root(project))?
             .into_iter()
             .filter(|b| b.manifest.is_some() && !there.contains(&b.id))
             .collect(),
         false => ids
             .iter()
-            .map(|id| backups::find(project, Some(id)))
+            .map(|id| catalog::find(project, Some(id)))
             .collect::<Result<_>>()?,
     };
     let mut pushed = 0;
@@ -160,7 +161,7 @@ fn complete_ids(remote: &[RemoteBackup]) -> Vec<String> {
 
 /// `backup pull ID`: downloads, decrypts and verifies it into the local store.
 pub async fn pull(ctx: &Context, project: &Project, id: &str) -> Result<ExitStatus> {
-    if backups::find(project, Some(id)).is_ok() {
+    if catalog::find(project, Some(id)).is_ok() {
         ctx.printer.info(&format!("{id}: already in the local store"));
         return Ok(ExitStatus::Success);
     }

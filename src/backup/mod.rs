@@ -1,0 +1,16 @@
+//! Backup: taking one, the catalog on disk, retention, restoring through a shadow schema, and
+//! the off-site copies with their bucket and sealing (DESIGN §8, §9).
+//!
+//! Uses `deploy` (convergence, Nginx's read-only mode, waiting), `engine`, `stack`, `sys`,
+//! `error` and `output`. The catalog depends on neither taking nor restoring.
+
+pub mod bucket;
+pub mod catalog;
+pub mod metrics;
+pub mod offsite;
+pub mod restore;
+pub mod retention;
+pub mod seal;
+pub mod shadow;
+pub mod sqlcount;
+pub mod take;
