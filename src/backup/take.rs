@@ -116,25 +116,7 @@ pub async fn take(
         .map_err(io_err(format!("cannot create {}", partial.path().display())))?;
     fsutil::set_mode(partial.path(), 0o700)?;
     let containers = engine.project_containers(&project.name).await?;
-    let mut manifest = Manifest {
-        id: id.clone(),
-        reason: reason.to_string(),
-        project: project.name.clone(),
-        status: "complete".into(),
-        started_at: started.to_rfc3339(),
-        finished_at: String::new(),
-        duration_s: 0.0,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        database: None,
-        mysql_version: None,
-        redis_version: None,
-        images: BTreeMap::new(),
-        dump_flags: Vec::new(),
-        files: Vec::new(),
-        row_counts: BTreeMap::new(),
-        verified_at: None,
-        deep_verified_at: None,
-    };
+    let mut manifest = new_manifest(&id, reason, project, started);
     if parts.contains(&Part::Mysql) {
         let c = running_container(&containers, MYSQL_SERVICE)?;
         let fixed = project
@@ -169,6 +151,34 @@ pub async fn take(
     Ok(manifest)
 }
 
+/// The manifest of a backup just begun; the parts fill in their files and figures.
+fn new_manifest(
+    id: &str,
+    reason: &str,
+    project: &Project,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Manifest {
+    Manifest {
+        id: id.to_string(),
+        reason: reason.to_string(),
+        project: project.name.clone(),
+        status: "complete".into(),
+        started_at: started.to_rfc3339(),
+        finished_at: String::new(),
+        duration_s: 0.0,
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        database: None,
+        mysql_version: None,
+        redis_version: None,
+        images: BTreeMap::new(),
+        dump_flags: Vec::new(),
+        files: Vec::new(),
+        row_counts: BTreeMap::new(),
+        verified_at: None,
+        deep_verified_at: None,
+    }
+}
+
 /// Refuses to start when the disk cannot hold roughly the last backup again.
 fn check_space(root: &Path) -> Result<()> {
     let last = crate::backup::catalog::list(root)
@@ -200,27 +210,7 @@ async fn dump_mysql(
     fixed_deadline: Option<Duration>,
     tee: Option<mpsc::Sender<Chunk>>,
 ) -> Result<()> {
-    let help = sh(engine, &c.id, "mysqldump --help 2>/dev/null || true").await?;
-    let flags: Vec<&str> = DUMP_FLAGS
-        .iter()
-        .copied()
-        .filter(|f| help.contains(f.trim_start_matches("--").split('=').next().unwrap_or(f)))
-        .collect();
-    manifest.mysql_version = sh(engine, &c.id, "mysqldump --version")
-        .await
-        .ok()
-        .map(|v| v.trim().to_string());
-    manifest.database = sh(engine, &c.id, "printf %s \"$MYSQL_DATABASE\"")
-        .await
-        .ok()
-        .filter(|d| !d.is_empty());
-    manifest.dump_flags = flags.iter().map(|f| f.to_string()).collect();
-    // The password comes from the container's own environment (on swarm, the secret file it
-    // names): it is in no argv, ours or theirs.
-    let script = format!(
-        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
-        flags.join(" ")
-    );
+    let script = dump_script(engine, c, manifest).await?;
     let path = dir.join(DUMP_FILE);
     let file = tokio::fs::File::create(&path)
         .await
@@ -269,22 +259,8 @@ async fn dump_mysql(
         .await
         .map_err(io_err(format!("cannot write {}", path.display())))?;
     let code = exec.exit_code(engine).await?;
-    let fatal = exec
-        .stderr
-        .lines()
-        .find(|l| l.to_ascii_lowercase().contains("error"));
     let complete = String::from_utf8_lossy(&tail).contains(FOOTER);
-    if code != 0 || fatal.is_some() || !complete || raw == 0 {
-        let mut err = CtlError::failure("the MySQL dump is incomplete; no backup was written");
-        err = err.cause(format!(
-            "mysqldump exited with {code}; {raw} bytes; footer {}",
-            if complete { "present" } else { "missing" }
-        ));
-        if let Some(line) = fatal.or(exec.stderr.lines().last()) {
-            err = err.cause(line.trim());
-        }
-        return Err(err);
-    }
+    check_dump(code, &exec.stderr, complete, raw)?;
     let mut hashing = out.into_inner();
     hashing.inner.finish().await;
     hashing
@@ -299,6 +275,48 @@ async fn dump_mysql(
         sha256: hex::encode(hashing.hash.finalize()),
     });
     manifest.row_counts = counter.counts;
+    Ok(())
+}
+
+/// The mysqldump command line: the flags this mysqldump knows, recorded in the manifest
+/// with its version and the database. The password comes from the container's own
+/// environment (on swarm, the secret file it names): it is in no argv, ours or theirs.
+async fn dump_script(engine: &Engine, c: &ContainerInfo, manifest: &mut Manifest) -> Result<String> {
+    let help = sh(engine, &c.id, "mysqldump --help 2>/dev/null || true").await?;
+    let flags: Vec<&str> = DUMP_FLAGS
+        .iter()
+        .copied()
+        .filter(|f| help.contains(f.trim_start_matches("--").split('=').next().unwrap_or(f)))
+        .collect();
+    manifest.mysql_version = sh(engine, &c.id, "mysqldump --version")
+        .await
+        .ok()
+        .map(|v| v.trim().to_string());
+    manifest.database = sh(engine, &c.id, "printf %s \"$MYSQL_DATABASE\"")
+        .await
+        .ok()
+        .filter(|d| !d.is_empty());
+    manifest.dump_flags = flags.iter().map(|f| f.to_string()).collect();
+    Ok(format!(
+        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
+        flags.join(" ")
+    ))
+}
+
+/// A dump counts only when mysqldump exited 0, said no error, wrote bytes and its footer.
+fn check_dump(code: i64, stderr: &str, complete: bool, raw: u64) -> Result<()> {
+    let fatal = stderr.lines().find(|l| l.to_ascii_lowercase().contains("error"));
+    if code != 0 || fatal.is_some() || !complete || raw == 0 {
+        let mut err = CtlError::failure("the MySQL dump is incomplete; no backup was written");
+        err = err.cause(format!(
+            "mysqldump exited with {code}; {raw} bytes; footer {}",
+            if complete { "present" } else { "missing" }
+        ));
+        if let Some(line) = fatal.or(stderr.lines().last()) {
+            err = err.cause(line.trim());
+        }
+        return Err(err);
+    }
     Ok(())
 }
 

@@ -6,12 +6,12 @@ use crate::backup::take;
 use crate::cli::{DeployArgs, DeployCommand};
 use crate::commands::context::Context;
 use crate::deploy::release::{self, API_SERVICE, Release};
-use crate::deploy::rollout::{self, Outcome, Plan};
+use crate::deploy::rollout::{self, Leftover, Outcome, Plan};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::notify::Event;
 use crate::notify::events;
 use crate::stack::Project;
-use crate::targets::seam;
+use crate::targets::{Stack, seam};
 
 pub async fn run(ctx: &mut Context, args: DeployArgs) -> Result<ExitStatus> {
     match args.command {
@@ -132,63 +132,18 @@ async fn release(
             "run the migration as a step of its own before the deploy",
         )?;
     }
-    let image = match &args.build {
-        Some(dir) => {
-            stack.host_only("--build", "there is no registry to push to: build the image, load it on every node (`docker save IMAGE | docker -H NODE load`), then pass --image IMAGE")?;
-            build(ctx, &engine, &project, dir, &release_id).await?
-        }
-        None => {
-            let image = args
-                .image
-                .clone()
-                .or_else(|| project.service(API_SERVICE).image.clone())
-                .unwrap_or_default();
-            stack.check_image(&image).await?;
-            image
-        }
-    };
+    let image = choose_image(ctx, &stack, &args, &release_id).await?;
     if stack.runs_image(&image).await? {
         ctx.printer
             .info(&format!("{image} is already running; nothing changed"));
         return Ok(ExitStatus::Success);
     }
-    let mut record = Release {
-        id: release_id,
-        kind: kind.to_string(),
-        image: image.clone(),
-        digest: engine.image_id(&image).await?,
-        previous: serving
-            .map(|(id, _)| id)
-            .or_else(|| history.current().map(|r| r.id.clone())),
-        // What the running API was created from: the serving release's image, or the compose file's.
-        previous_image: project.service(API_SERVICE).image.clone(),
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid())),
-        host: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        started_at: now.to_rfc3339(),
-        finished_at: String::new(),
-        duration_s: 0.0,
-        result: String::new(),
-        backup: None,
-        message: None,
-    };
+    let previous = serving
+        .map(|(id, _)| id)
+        .or_else(|| history.current().map(|r| r.id.clone()));
+    let mut record = new_record(&stack, release_id, kind, image.clone(), previous, now).await?;
     if !args.no_backup {
-        let reason = Reason::PreDeploy.word();
-        let all_parts = parts(None);
-        // A signal here drops the backup, whose guard removes its partial directory.
-        let data = stack.data_engine().await?;
-        let taken = tokio::select! {
-            r = take::take(&data, &project, reason, &all_parts, &ctx.printer, None) => r,
-            _ = crate::sys::signals::received() => {
-                return Err(crate::sys::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
-            }
-        }
-        .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
-        ctx.printer.info(&format!("pre-deploy backup: {}", taken.id));
-        record.backup = Some(taken.id);
+        record.backup = Some(pre_deploy_backup(ctx, &stack).await?);
     }
     let hook_env = [
         ("PRICESCAN_RELEASE", record.id.clone()),
@@ -211,41 +166,7 @@ async fn release(
         timeout: args.timeout,
         drain: crate::stack::rollout::api_drain(&project),
     };
-    let outcome = stack.switch(&plan).await;
-    let finish = |record: &mut Release, result: &str, message: Option<String>| {
-        let finished = chrono::Utc::now();
-        record.finished_at = finished.to_rfc3339();
-        record.duration_s = ((finished - now).num_milliseconds() as f64) / 1000.0;
-        record.result = result.to_string();
-        record.message = message;
-        release::append(&project, record)
-    };
-    let leftover = match outcome {
-        Ok(Outcome::Switched(leftover)) => leftover,
-        Ok(Outcome::RolledBack(e)) => {
-            finish(&mut record, "rolled_back", Some(e.what.clone()))?;
-            return Err(CtlError::new(
-                ExitStatus::RolledBack,
-                format!(
-                    "{kind} of {} failed and was rolled back; the previous release is serving",
-                    record.image
-                ),
-            )
-            .cause(&e.what));
-        }
-        Ok(Outcome::Interrupted) => {
-            finish(&mut record, "rolled_back", Some("interrupted".into()))?;
-            return Err(crate::sys::signals::interrupted(
-                "the previous release is serving",
-            ));
-        }
-        Err(e) => {
-            finish(&mut record, "failed", Some(e.what.clone()))?;
-            return Err(e);
-        }
-    };
-    // Traffic has moved: the release serves and is recorded as such before anything else.
-    finish(&mut record, "succeeded", None)?;
+    let leftover = record_outcome(&project, &mut record, kind, stack.switch(&plan).await, now)?;
     let history = read_history(ctx, &project)?;
     let warnings = rollout::settle(&plan, leftover, &history.releases).await;
     for w in &warnings {
@@ -260,14 +181,133 @@ async fn release(
     if let Err(e) = run_hook(ctx, &project, "post-deploy", &hook_env).await {
         ctx.printer.warn(&format!("{}; the release is live", e.what));
     }
+    report(ctx, &record)
+}
+
+fn report(ctx: &Context, record: &Release) -> Result<ExitStatus> {
     if ctx.printer.is_json() {
         ctx.printer
-            .json(&serde_json::to_value(&record).context(|| "cannot encode the release".into())?);
+            .json(&serde_json::to_value(record).context(|| "cannot encode the release".into())?);
     } else {
         ctx.printer
             .info(&format!("release {} ({}) is serving", record.id, record.image));
     }
     Ok(ExitStatus::Success)
+}
+
+/// The image to release: built from `--build DIR`, else `--image`, else the compose file's,
+/// checked to be where the release will run.
+async fn choose_image(
+    ctx: &Context,
+    stack: &Stack<'_>,
+    args: &DeployArgs,
+    release_id: &str,
+) -> Result<String> {
+    if let Some(dir) = &args.build {
+        stack.host_only("--build", "there is no registry to push to: build the image, load it on every node (`docker save IMAGE | docker -H NODE load`), then pass --image IMAGE")?;
+        return build(ctx, stack.engine, stack.project, dir, release_id).await;
+    }
+    let image = args
+        .image
+        .clone()
+        .or_else(|| stack.project.service(API_SERVICE).image.clone())
+        .unwrap_or_default();
+    stack.check_image(&image).await?;
+    Ok(image)
+}
+
+/// The release record before the switch: who, where, from what, to what.
+async fn new_record(
+    stack: &Stack<'_>,
+    id: String,
+    kind: &str,
+    image: String,
+    previous: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Release> {
+    Ok(Release {
+        id,
+        kind: kind.to_string(),
+        digest: stack.engine.image_id(&image).await?,
+        image,
+        previous,
+        // What the running API was created from: the serving release's image, or the compose file's.
+        previous_image: stack.project.service(API_SERVICE).image.clone(),
+        user: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid())),
+        host: nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        started_at: now.to_rfc3339(),
+        finished_at: String::new(),
+        duration_s: 0.0,
+        result: String::new(),
+        backup: None,
+        message: None,
+    })
+}
+
+/// The pre-deploy backup's ID. A signal here drops the backup, whose guard removes its
+/// partial directory.
+async fn pre_deploy_backup(ctx: &Context, stack: &Stack<'_>) -> Result<String> {
+    let data = stack.data_engine().await?;
+    let all_parts = parts(None);
+    let taken = tokio::select! {
+        r = take::take(&data, stack.project, Reason::PreDeploy.word(), &all_parts, &ctx.printer, None) => r,
+        _ = crate::sys::signals::received() => {
+            return Err(crate::sys::signals::interrupted("during the pre-deploy backup; nothing was deployed"));
+        }
+    }
+    .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
+    ctx.printer.info(&format!("pre-deploy backup: {}", taken.id));
+    Ok(taken.id)
+}
+
+/// Appends the switch's outcome to the history. Traffic that moved is recorded as
+/// succeeded before anything else; any other outcome is the command's error.
+fn record_outcome(
+    project: &Project,
+    record: &mut Release,
+    kind: &str,
+    outcome: Result<Outcome>,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Leftover> {
+    let mut finish = |result: &str, message: Option<String>| {
+        let finished = chrono::Utc::now();
+        record.finished_at = finished.to_rfc3339();
+        record.duration_s = ((finished - started).num_milliseconds() as f64) / 1000.0;
+        record.result = result.to_string();
+        record.message = message;
+        release::append(project, record)
+    };
+    match outcome {
+        Ok(Outcome::Switched(leftover)) => {
+            finish("succeeded", None)?;
+            Ok(leftover)
+        }
+        Ok(Outcome::RolledBack(e)) => {
+            finish("rolled_back", Some(e.what.clone()))?;
+            Err(CtlError::new(
+                ExitStatus::RolledBack,
+                format!(
+                    "{kind} of {} failed and was rolled back; the previous release is serving",
+                    record.image
+                ),
+            )
+            .cause(&e.what))
+        }
+        Ok(Outcome::Interrupted) => {
+            finish("rolled_back", Some("interrupted".into()))?;
+            Err(crate::sys::signals::interrupted(
+                "the previous release is serving",
+            ))
+        }
+        Err(e) => {
+            finish("failed", Some(e.what.clone()))?;
+            Err(e)
+        }
+    }
 }
 
 /// The release history, with a warning for each line that had to be skipped.

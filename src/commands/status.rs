@@ -6,7 +6,7 @@ use crate::commands::context::Context;
 use crate::error::{Context as _, ExitStatus, Result};
 use crate::output::{Printer, Style, human_age, human_bytes};
 use crate::targets::seam::Report;
-use crate::targets::status::{Resources, StackStatus};
+use crate::targets::status::{Endpoint, Resources, ServiceStatus, StackStatus};
 use crate::targets::swarm::status::SwarmStatus;
 
 pub async fn run(ctx: &mut Context, args: StatusArgs) -> Result<ExitStatus> {
@@ -120,59 +120,7 @@ fn show_swarm(p: &Printer, r: &SwarmStatus) {
 }
 
 fn show(p: &Printer, r: &StackStatus, resources: Resources) {
-    let rows = r
-        .services
-        .iter()
-        .map(|s| {
-            let state_style = if s.state == "running" {
-                Style::Ok
-            } else {
-                Style::Bad
-            };
-            let health_style = match s.health.as_str() {
-                "healthy" => Style::Ok,
-                "none" => Style::Dim,
-                "starting" => Style::Warn,
-                _ => Style::Bad,
-            };
-            let ports: Vec<String> = s
-                .ports
-                .iter()
-                .map(|p| format!("{}:{}->{}", p.host_ip, p.host_port, p.container_port))
-                .collect();
-            let memory = match (s.memory_bytes, s.memory_limit_bytes) {
-                (Some(used), Some(limit)) => format!("{} / {}", human_bytes(used), human_bytes(limit)),
-                _ => "-".into(),
-            };
-            let mut row = vec![
-                s.service.clone(),
-                p.style(state_style, &s.state),
-                p.style(health_style, &s.health),
-                s.uptime_s.map(human_age).unwrap_or_else(|| "-".into()),
-                s.image.clone(),
-                s.version.clone().unwrap_or_else(|| "-".into()),
-                s.restarts.to_string(),
-                if ports.is_empty() {
-                    "-".into()
-                } else {
-                    ports.join(", ")
-                },
-                match &s.drift_reason {
-                    Some(why) => p.style(Style::Warn, &format!("yes: {why}")),
-                    None => "no".into(),
-                },
-            ];
-            if resources == Resources::Sample {
-                row.push(
-                    s.cpu_percent
-                        .map(|c| format!("{c:.1}%"))
-                        .unwrap_or_else(|| "-".into()),
-                );
-                row.push(memory);
-            }
-            row
-        })
-        .collect();
+    let rows = r.services.iter().map(|s| service_row(p, s, resources)).collect();
     let mut header = vec![
         "SERVICE", "STATE", "HEALTH", "UPTIME", "IMAGE", "VERSION", "RESTARTS", "PORTS", "DRIFT",
     ];
@@ -180,24 +128,7 @@ fn show(p: &Printer, r: &StackStatus, resources: Resources) {
         header.extend(["CPU AVG", "MEMORY"]);
     }
     p.table(&header, rows);
-    let endpoints = r
-        .endpoints
-        .iter()
-        .map(|e| {
-            let verdict = match (e.ok, e.status, &e.error) {
-                (true, Some(code), _) => p.style(Style::Ok, &format!("ok {code}")),
-                (false, Some(code), _) => p.style(Style::Bad, &format!("failed {code}")),
-                (_, _, Some(err)) => p.style(Style::Bad, &format!("failed: {err}")),
-                _ => p.style(Style::Bad, "failed"),
-            };
-            vec![
-                e.name.clone(),
-                e.url.clone(),
-                verdict,
-                format!("{:.1} ms", e.latency_ms),
-            ]
-        })
-        .collect();
+    let endpoints = r.endpoints.iter().map(|e| endpoint_row(p, e)).collect();
     if resources == Resources::Skip {
         p.info(&p.style(
             Style::Dim,
@@ -232,4 +163,69 @@ fn show(p: &Printer, r: &StackStatus, resources: Resources) {
             &format!("degraded: {} not running or not healthy", bad.join(", ")),
         )),
     }
+}
+
+fn service_row(p: &Printer, s: &ServiceStatus, resources: Resources) -> Vec<String> {
+    let state_style = if s.state == "running" {
+        Style::Ok
+    } else {
+        Style::Bad
+    };
+    let health_style = match s.health.as_str() {
+        "healthy" => Style::Ok,
+        "none" => Style::Dim,
+        "starting" => Style::Warn,
+        _ => Style::Bad,
+    };
+    let ports: Vec<String> = s
+        .ports
+        .iter()
+        .map(|p| format!("{}:{}->{}", p.host_ip, p.host_port, p.container_port))
+        .collect();
+    let memory = match (s.memory_bytes, s.memory_limit_bytes) {
+        (Some(used), Some(limit)) => format!("{} / {}", human_bytes(used), human_bytes(limit)),
+        _ => "-".into(),
+    };
+    let mut row = vec![
+        s.service.clone(),
+        p.style(state_style, &s.state),
+        p.style(health_style, &s.health),
+        s.uptime_s.map(human_age).unwrap_or_else(|| "-".into()),
+        s.image.clone(),
+        s.version.clone().unwrap_or_else(|| "-".into()),
+        s.restarts.to_string(),
+        if ports.is_empty() {
+            "-".into()
+        } else {
+            ports.join(", ")
+        },
+        match &s.drift_reason {
+            Some(why) => p.style(Style::Warn, &format!("yes: {why}")),
+            None => "no".into(),
+        },
+    ];
+    if resources == Resources::Sample {
+        row.push(
+            s.cpu_percent
+                .map(|c| format!("{c:.1}%"))
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(memory);
+    }
+    row
+}
+
+fn endpoint_row(p: &Printer, e: &Endpoint) -> Vec<String> {
+    let verdict = match (e.ok, e.status, &e.error) {
+        (true, Some(code), _) => p.style(Style::Ok, &format!("ok {code}")),
+        (false, Some(code), _) => p.style(Style::Bad, &format!("failed {code}")),
+        (_, _, Some(err)) => p.style(Style::Bad, &format!("failed: {err}")),
+        _ => p.style(Style::Bad, "failed"),
+    };
+    vec![
+        e.name.clone(),
+        e.url.clone(),
+        verdict,
+        format!("{:.1} ms", e.latency_ms),
+    ]
 }

@@ -12,6 +12,7 @@ mod resources;
 pub mod spec;
 mod streams;
 mod swarm;
+mod swarm_spec;
 mod transfer;
 
 pub use client::{Engine, EngineInfo, MIN_ENGINE, parse_version};

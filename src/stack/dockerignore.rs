@@ -154,20 +154,7 @@ fn compile(pattern: &str) -> Result<Kind, String> {
                 if chars.get(pos) == Some(&'/') {
                     pos += 1;
                 }
-                if pos == chars.len() {
-                    if detected == Detected::Exact {
-                        detected = Detected::Prefix;
-                    } else {
-                        re.push_str(".*");
-                        detected = Detected::Regex;
-                    }
-                } else {
-                    re.push_str("(.*/)?");
-                    detected = Detected::Regex;
-                }
-                if step == 0 {
-                    detected = Detected::Suffix;
-                }
+                detected = double_star(pos == chars.len(), step == 0, detected, &mut re);
             }
             '*' if !in_class => {
                 re.push_str("[^/]*");
@@ -203,12 +190,12 @@ fn compile(pattern: &str) -> Result<Kind, String> {
             // Go's regexp takes these literally in a class; Rust's would read nested
             // classes and set operations.
             '[' | '&' | '~' | '-' if in_class && !(ch == '[' && chars.get(pos) == Some(&':')) => {
-                if ch == '-' && chars.get(pos) != Some(&'-') && chars.get(pos.wrapping_sub(2)) != Some(&'-') {
-                    re.push('-');
-                } else {
+                let lone_dash =
+                    ch == '-' && chars.get(pos) != Some(&'-') && chars.get(pos.wrapping_sub(2)) != Some(&'-');
+                if !lone_dash {
                     re.push('\\');
-                    re.push(ch);
                 }
+                re.push(ch);
             }
             c => re.push(c),
         }
@@ -223,6 +210,21 @@ fn compile(pattern: &str) -> Result<Kind, String> {
             Kind::Regex(Regex::new(&re).map_err(|e| format!("cannot be matched ({e})"))?)
         }
     })
+}
+
+/// A `**` (with its `/`): at the end of the pattern a prefix match, or anything; before
+/// more pattern, any number of directories; at the start, a suffix match.
+fn double_star(at_end: bool, at_start: bool, detected: Detected, re: &mut String) -> Detected {
+    let detected = if !at_end {
+        re.push_str("(.*/)?");
+        Detected::Regex
+    } else if detected == Detected::Exact {
+        Detected::Prefix
+    } else {
+        re.push_str(".*");
+        Detected::Regex
+    };
+    if at_start { Detected::Suffix } else { detected }
 }
 
 /// The syntax `filepath.Match` accepts: a `\` escapes the next character, and a class is

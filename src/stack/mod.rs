@@ -14,6 +14,7 @@ pub mod names;
 pub mod node_engines;
 pub mod notify;
 pub mod offsite;
+mod parse;
 pub mod paths;
 pub mod project;
 pub mod rollout;
@@ -21,6 +22,7 @@ pub mod secrets;
 pub mod swarm;
 pub mod templates;
 pub mod units;
+mod validate;
 pub mod yaml_lines;
 
 pub use environment::Environment;

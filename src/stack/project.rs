@@ -5,8 +5,8 @@ use super::compose::{ComposeFile, MountType, Service};
 use super::embedded;
 use super::environment::Environment;
 use super::graph;
-use super::interpolate::{self, InterpolationError};
 use super::names;
+use super::parse::{cycle_error, display_path, interpolate_tree, key_path, project_name, yaml_error};
 use super::paths::resolve_path;
 use crate::error::ConfigError;
 use serde_yaml_ng::Value;
@@ -171,7 +171,7 @@ impl Project {
             .collect()
     }
 
-    fn is_active(&self, service: &Service) -> bool {
+    pub(super) fn is_active(&self, service: &Service) -> bool {
         service.profiles.is_empty()
             || self
                 .profiles
@@ -285,68 +285,6 @@ impl Project {
             .collect()
     }
 
-    fn validate(&self) -> Result<Vec<String>, ConfigError> {
-        let mut warnings = Vec::new();
-        for key in self.file.extra.keys() {
-            match key.as_str() {
-                "version" => warnings.push("the top-level version key is obsolete and ignored".into()),
-                k if k.starts_with("x-") => {}
-                k => return Err(ConfigError::new(format!("{k}: unsupported top-level key"))),
-            }
-        }
-        for (name, service) in &self.file.services {
-            self.validate_service(name, service)?;
-        }
-        graph::start_waves(&self.dependency_graph()).map_err(cycle_error)?;
-        Ok(warnings)
-    }
-
-    fn validate_service(&self, name: &str, service: &Service) -> Result<(), ConfigError> {
-        let at = |field: &str, msg: String| ConfigError::new(format!("services.{name}.{field}: {msg}"));
-        if let Some(key) = service.extra.keys().find(|k| !k.starts_with("x-")) {
-            return Err(at(key, "unsupported key".into())
-                .hint("pricescan-ctl supports the Compose keys its stack uses; use x- for extensions"));
-        }
-        if service.image.is_none() && service.build.is_none() {
-            return Err(at("image", "a service needs an image or a build".into()));
-        }
-        for dep in service.depends_on.keys() {
-            let Some(target) = self.file.services.get(dep) else {
-                return Err(at("depends_on", format!("depends on undefined service {dep}")));
-            };
-            if self.is_active(service) && !self.is_active(target) && service.depends_on[dep].required {
-                return Err(at(
-                    "depends_on",
-                    format!("depends on {dep}, which no active profile enables"),
-                ));
-            }
-        }
-        for net in service.networks.keys() {
-            if net != DEFAULT_NETWORK && !self.file.networks.contains_key(net) {
-                return Err(at(
-                    "networks",
-                    format!("network {net} is not defined under the top-level networks:"),
-                ));
-            }
-        }
-        for mount in service.volumes.iter().filter(|m| m.kind == MountType::Volume) {
-            if let Some(src) = mount
-                .source
-                .as_ref()
-                .filter(|s| !self.file.volumes.contains_key(*s))
-            {
-                let msg = format!("volume {src} is not defined under the top-level volumes:");
-                return Err(at("volumes", msg));
-            }
-        }
-        // The engine would take a bad size only when the container is created, mid-deploy.
-        let log_options = service.logging.iter().flat_map(|l| &l.options);
-        for (option, value) in log_options.filter(|(k, _)| *k == "max-size") {
-            super::units::parse_bytes(value).map_err(|e| at(&format!("logging.options.{option}"), e))?;
-        }
-        Ok(())
-    }
-
     /// The variable an operator sets to change a service's image (`MYSQL_IMAGE` for
     /// `${MYSQL_IMAGE:-mysql:8.0}`), if the image is a variable.
     pub fn image_variable(&self, service: &str) -> Option<String> {
@@ -431,151 +369,6 @@ impl Project {
             None => resolve_path(&self.dir, Path::new(source)),
         }
     }
-}
-
-fn cycle_error(cycle: Vec<String>) -> ConfigError {
-    ConfigError::new(format!("dependency cycle: {}", cycle.join(" -> ")))
-        .hint("remove one of these depends_on entries")
-}
-
-fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ConfigError {
-    let location = match e.location() {
-        Some(l) => format!("{file}:{}:{}", l.line(), l.column()),
-        None => file.to_string(),
-    };
-    let message = e.to_string();
-    // The library appends " at line X column Y"; the location already says it.
-    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-    ConfigError::new(format!("invalid YAML: {message}")).at(location)
-}
-
-fn key_path(path: &serde_path_to_error::Path) -> Vec<String> {
-    use serde_path_to_error::Segment;
-    path.iter()
-        .filter_map(|seg| match seg {
-            Segment::Map { key } => Some(key.clone()),
-            Segment::Seq { index } => Some(format!("[{index}]")),
-            _ => None,
-        })
-        .collect()
-}
-
-fn display_path(path: &str) -> String {
-    if path == "." {
-        "(top level)".into()
-    } else {
-        path.to_string()
-    }
-}
-
-/// Interpolates every scalar value (not keys), tracking the key path for errors.
-fn interpolate_tree(
-    value: Value,
-    path: &mut Vec<String>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    unset: &mut BTreeSet<String>,
-) -> Result<Value, (Vec<String>, String)> {
-    Ok(match value {
-        Value::String(s) if interpolate::has_substitution(&s) => {
-            let r = interpolate::interpolate(&s, lookup)
-                .map_err(|e| (path.clone(), interpolation_message(path, &s, &e)))?;
-            unset.extend(r.unset);
-            Value::String(r.value)
-        }
-        Value::Sequence(items) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                path.push(format!("[{i}]"));
-                out.push(interpolate_tree(item, path, lookup, unset)?);
-                path.pop();
-            }
-            Value::Sequence(out)
-        }
-        Value::Mapping(map) => {
-            let mut out = serde_yaml_ng::Mapping::new();
-            for (k, v) in map {
-                path.push(key_text(&k));
-                let v = interpolate_tree(v, path, lookup, unset)?;
-                path.pop();
-                out.insert(k, v);
-            }
-            Value::Mapping(out)
-        }
-        other => other,
-    })
-}
-
-fn key_text(k: &Value) -> String {
-    match k {
-        Value::String(s) => s.clone(),
-        other => serde_yaml_ng::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-    }
-}
-
-fn interpolation_message(path: &[String], text: &str, e: &InterpolationError) -> String {
-    let joined = path.iter().fold(String::new(), |mut acc, seg| {
-        if !acc.is_empty() && !seg.starts_with('[') {
-            acc.push('.');
-        }
-        acc.push_str(seg);
-        acc
-    });
-    // A value under a secret's key, or a list entry that assigns one, is never quoted.
-    let assigned = text.split_once('=').map(|(key, _)| key.trim());
-    let secret = path
-        .iter()
-        .map(String::as_str)
-        .chain(assigned)
-        .any(crate::error::is_secret_key);
-    match secret {
-        true => format!(
-            "{joined}: {} (the value is not shown: it may be a secret)",
-            e.without_text()
-        ),
-        false => format!("{joined}: {e}"),
-    }
-}
-
-/// `-p`, then COMPOSE_PROJECT_NAME, then the file's `name:`, then the directory name.
-fn project_name(
-    flag: Option<&str>,
-    env: &Environment,
-    file: Option<&str>,
-    dir: &Path,
-) -> Result<String, ConfigError> {
-    let explicit = flag
-        .map(str::to_string)
-        .or_else(|| env.get("COMPOSE_PROJECT_NAME"))
-        .or(file.map(str::to_string));
-    if let Some(name) = explicit {
-        let valid = !name.is_empty()
-            && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !valid {
-            return Err(ConfigError::new(format!("invalid project name {name:?}"))
-                .hint("use lowercase letters, digits, - and _, starting with a letter or digit"));
-        }
-        return Ok(name);
-    }
-    let base = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("pricescan")
-        .to_ascii_lowercase();
-    let cleaned: String = base
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    Ok(if cleaned.is_empty() {
-        "pricescan".into()
-    } else {
-        cleaned
-    })
 }
 
 #[cfg(test)]

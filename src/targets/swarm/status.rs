@@ -1,7 +1,7 @@
 //! `status` on the swarm target: replicas per service, each task with its node and health,
 //! the nodes that are down or drained, and `/health` through Nginx's published port.
 
-use crate::engine::{NodeInfo, TaskInfo};
+use crate::engine::{NodeInfo, ServiceInfo, TaskInfo};
 use crate::error::Result;
 use crate::stack::swarm::{self, EDGE_SERVICE, ServicePlan, data_node_label};
 use crate::targets::Stack;
@@ -78,56 +78,10 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
         engine.stack_tasks(&stack.project.name),
         engine.nodes()
     )?;
-    let hostname = |id: &str| {
-        nodes
-            .iter()
-            .find(|n| n.id == id)
-            .map(|n| n.hostname.clone())
-            .unwrap_or_default()
-    };
-    let mut states = Vec::new();
-    for service in selected {
-        let name = swarm::service_name(&stack.project.name, service);
-        let info = services.iter().find(|s| s.name == name);
-        let checked = stack
-            .project
-            .service(service)
-            .healthcheck
-            .as_ref()
-            .is_some_and(|h| !h.disable);
-        let mine: Vec<&TaskInfo> = info
-            .map(|i| {
-                tasks
-                    .iter()
-                    .filter(|t| t.service_id == i.id && t.desired_state == "running")
-                    .collect()
-            })
-            .unwrap_or_default();
-        states.push(ServiceState {
-            service: service.clone(),
-            name,
-            image: info.map(|i| i.image.clone()).unwrap_or_default(),
-            replicas: Replicas {
-                running: mine.iter().filter(|t| t.state == "running").count() as u64,
-                desired: info.map_or(1, |i| i.replicas),
-            },
-            update_state: info.and_then(|i| i.update_state.clone()),
-            tasks: mine
-                .iter()
-                .map(|t| TaskState {
-                    id: t.id.clone(),
-                    slot: t.slot,
-                    node_id: t.node_id.clone(),
-                    node: hostname(&t.node_id),
-                    state: t.state.clone(),
-                    health: task_health(t, checked),
-                    error: t.error.clone(),
-                    container_id: t.container_id.clone(),
-                    since: t.timestamp.clone(),
-                })
-                .collect(),
-        });
-    }
+    let states = selected
+        .iter()
+        .map(|service| service_state(stack, service, &services, &tasks, &nodes))
+        .collect::<Vec<_>>();
     let label = data_node_label(&stack.project.name);
     let nodes: Vec<NodeState> = nodes.into_iter().map(|n| node_state(n, &label)).collect();
     let edge = swarm::plan(stack.project, EDGE_SERVICE, None).ok();
@@ -150,6 +104,63 @@ pub async fn collect(stack: &Stack<'_>, selected: &[String]) -> Result<SwarmStat
         nodes,
         endpoints,
     })
+}
+
+/// One service of the swarm: its replicas and the tasks meant to run.
+fn service_state(
+    stack: &Stack<'_>,
+    service: &str,
+    services: &[ServiceInfo],
+    tasks: &[TaskInfo],
+    nodes: &[NodeInfo],
+) -> ServiceState {
+    let hostname = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.hostname.clone())
+            .unwrap_or_default()
+    };
+    let name = swarm::service_name(&stack.project.name, service);
+    let info = services.iter().find(|s| s.name == name);
+    let checked = stack
+        .project
+        .service(service)
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| !h.disable);
+    let mine: Vec<&TaskInfo> = info
+        .map(|i| {
+            tasks
+                .iter()
+                .filter(|t| t.service_id == i.id && t.desired_state == "running")
+                .collect()
+        })
+        .unwrap_or_default();
+    ServiceState {
+        service: service.to_string(),
+        name,
+        image: info.map(|i| i.image.clone()).unwrap_or_default(),
+        replicas: Replicas {
+            running: mine.iter().filter(|t| t.state == "running").count() as u64,
+            desired: info.map_or(1, |i| i.replicas),
+        },
+        update_state: info.and_then(|i| i.update_state.clone()),
+        tasks: mine
+            .iter()
+            .map(|t| TaskState {
+                id: t.id.clone(),
+                slot: t.slot,
+                node_id: t.node_id.clone(),
+                node: hostname(&t.node_id),
+                state: t.state.clone(),
+                health: task_health(t, checked),
+                error: t.error.clone(),
+                container_id: t.container_id.clone(),
+                since: t.timestamp.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// The swarm's status as `monitor` rows: one per task, named by service and slot, with its
