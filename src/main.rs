@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime\n  cause: {e}");
+            Printer::silent().error(&CtlError::failure("cannot start the async runtime").cause(e));
             return ExitCode::from(ExitStatus::Failure.code() as u8);
         }
     };
@@ -38,7 +38,7 @@ fn after_panic(runtime: tokio::runtime::Runtime) -> ExitCode {
 /// undo (cleanup registry) is undone before the exit, still under the command's lock.
 async fn run(cli: Cli) -> ExitStatus {
     if let Err(e) = signals::install() {
-        eprintln!("error: cannot install signal handlers\n  cause: {e}");
+        Printer::silent().error(&CtlError::failure("cannot install signal handlers").cause(e));
         return ExitStatus::Failure;
     }
     let printer = pricescan_ctl::commands::printer_for(&cli.global);

@@ -554,6 +554,27 @@ impl LogWriter {
     }
 }
 
+/// The terminal beyond lines of text: generated files and a full screen.
+impl Printer {
+    /// Text generated from the clap tree (completions, the man page), written to stdout as
+    /// it is: it carries no configuration, so there is nothing to mask.
+    pub fn raw(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        write(&mut out)?;
+        out.flush()
+    }
+
+    /// The alternate screen for a live view, until `leave_full_screen`. ratatui's init also
+    /// installs a panic hook that gives the terminal back before ours reports.
+    pub fn full_screen(&self) -> ratatui::DefaultTerminal {
+        ratatui::init()
+    }
+
+    pub fn leave_full_screen(&self) {
+        ratatui::restore();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

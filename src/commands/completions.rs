@@ -5,15 +5,21 @@ use crate::commands::context::Context;
 use crate::error::{Context as _, ExitStatus, Result};
 use clap::CommandFactory;
 
-pub fn completions(_ctx: &Context, args: CompletionsArgs) -> Result<ExitStatus> {
+pub fn completions(ctx: &Context, args: CompletionsArgs) -> Result<ExitStatus> {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "pricescan-ctl", &mut std::io::stdout());
+    ctx.printer
+        .raw(|out| {
+            clap_complete::generate(args.shell, &mut cmd, "pricescan-ctl", out);
+            Ok(())
+        })
+        .context(|| "cannot write the completions".to_string())?;
     Ok(ExitStatus::Success)
 }
 
-pub fn man(_ctx: &Context) -> Result<ExitStatus> {
+pub fn man(ctx: &Context) -> Result<ExitStatus> {
     let man = clap_mangen::Man::new(Cli::command());
-    man.render(&mut std::io::stdout())
+    ctx.printer
+        .raw(|out| man.render(out))
         .context(|| "cannot write the man page".to_string())?;
     Ok(ExitStatus::Success)
 }

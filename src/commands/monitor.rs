@@ -280,10 +280,9 @@ async fn dashboard(
     rx: &mut mpsc::Receiver<Update>,
     interval: Duration,
 ) -> Result<ExitStatus> {
-    // ratatui::init() also installs a panic hook that restores the terminal first.
-    let mut terminal = ratatui::init();
+    let mut terminal = stack.printer.full_screen();
     let result = dashboard_loop(&mut terminal, stack, selected, state, feeds, rx, interval).await;
-    ratatui::restore();
+    stack.printer.leave_full_screen();
     result
 }
 

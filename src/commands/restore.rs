@@ -1,5 +1,5 @@
 //! `restore ID`: checks the backup, asks for confirmation, takes the lock, and hands over to
-//! `ops::restore`, which never leaves production worse than it found it.
+//! `backup::restore`, which never leaves production worse than it found it.
 
 use crate::backup::catalog::{self, OnDisk};
 use crate::backup::catalog::{DUMP_FILE, Part, RDB_FILE, parts};
@@ -10,8 +10,9 @@ use crate::commands::context::Context;
 use crate::error::{CtlError, ExitStatus, Result};
 use crate::notify::Event;
 use crate::notify::events;
+use crate::output::Printer;
 use crate::stack::Project;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
@@ -40,7 +41,7 @@ pub async fn run(ctx: &mut Context, args: RestoreArgs) -> Result<ExitStatus> {
                 .any(|f| f.name == if *p == Part::Mysql { DUMP_FILE } else { RDB_FILE })
         })
         .collect();
-    confirm(&project, &b, &wanted, args.yes)?;
+    confirm(&ctx.printer, &project, &b, &wanted, args.yes)?;
     let _lock = match lock {
         Some(held) => held,
         None => ctx.lock(&engine, &project, "restore", args.lock.wait).await?,
@@ -133,7 +134,7 @@ fn check(b: &OnDisk) -> Result<()> {
     Err(err)
 }
 
-fn confirm(project: &Project, b: &OnDisk, parts: &[Part], yes: bool) -> Result<()> {
+fn confirm(printer: &Printer, project: &Project, b: &OnDisk, parts: &[Part], yes: bool) -> Result<()> {
     if yes {
         return Ok(());
     }
@@ -147,17 +148,14 @@ fn confirm(project: &Project, b: &OnDisk, parts: &[Part], yes: bool) -> Result<(
         .iter()
         .map(|p| if *p == Part::Mysql { "MySQL" } else { "Redis" })
         .collect();
-    eprint!(
-        "Restore {} over the {} data of project {}? A pre-restore backup is taken first. [y/N] ",
+    let question = format!(
+        "Restore {} over the {} data of project {}? A pre-restore backup is taken first.",
         b.id,
         what.join(" and "),
         project.name
     );
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().read_line(&mut answer);
-    match answer.trim().eq_ignore_ascii_case("y") || answer.trim().eq_ignore_ascii_case("yes") {
-        true => Ok(()),
-        false => Err(CtlError::failure("restore cancelled; nothing was changed")),
+    match printer.confirm(&question) {
+        Some(true) => Ok(()),
+        _ => Err(CtlError::failure("restore cancelled; nothing was changed")),
     }
 }

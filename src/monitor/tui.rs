@@ -1,4 +1,4 @@
-//! The monitor's full-screen view (ratatui). It only draws what `ops::monitor` holds; keys
+//! The monitor's full-screen view (ratatui). It only draws what `monitor::state` holds; keys
 //! and refreshes are handled by the monitor command.
 
 use crate::monitor::state::MonitorState;
