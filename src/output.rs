@@ -558,10 +558,13 @@ impl LogWriter {
 impl Printer {
     /// Text generated from the clap tree (completions, the man page), written to stdout as
     /// it is: it carries no configuration, so there is nothing to mask.
+    /// A reader that went away (`| head`) is not an error.
     pub fn raw(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
-        write(&mut out)?;
-        out.flush()
+        match write(&mut out).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            done => done,
+        }
     }
 
     /// The alternate screen for a live view, until `leave_full_screen`. ratatui's init also

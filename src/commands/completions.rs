@@ -7,11 +7,11 @@ use clap::CommandFactory;
 
 pub fn completions(ctx: &Context, args: CompletionsArgs) -> Result<ExitStatus> {
     let mut cmd = Cli::command();
+    // Into memory first: clap_complete panics on a write error such as a closed pipe.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "pricescan-ctl", &mut script);
     ctx.printer
-        .raw(|out| {
-            clap_complete::generate(args.shell, &mut cmd, "pricescan-ctl", out);
-            Ok(())
-        })
+        .raw(|out| out.write_all(&script))
         .context(|| "cannot write the completions".to_string())?;
     Ok(ExitStatus::Success)
 }
