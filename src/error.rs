@@ -195,6 +195,24 @@ pub fn mask_assignments(text: &str) -> String {
         .into_owned()
 }
 
+/// Masks every run of 16 or more letters and digits that mixes upper case, lower case and
+/// digits: what generated secrets look like, and what no setting's value does. For values
+/// that a damaged file may have filled with a secret whose key it broke.
+pub fn mask_random_tokens(text: &str) -> String {
+    let pattern = regex::Regex::new(r"[A-Za-z0-9]{16,}").expect("a valid pattern");
+    pattern
+        .replace_all(text, |c: &regex::Captures| {
+            let t = &c[0];
+            let has = |f: fn(&char) -> bool| t.chars().any(|ch| f(&ch));
+            match has(char::is_ascii_uppercase) && has(char::is_ascii_lowercase) && has(char::is_ascii_digit)
+            {
+                true => MASK.to_string(),
+                false => t.to_string(),
+            }
+        })
+        .into_owned()
+}
+
 impl From<ConfigError> for CtlError {
     fn from(e: ConfigError) -> Self {
         let mut err = CtlError::usage(e.to_string());
@@ -217,6 +235,22 @@ impl<T, E: fmt::Display> Context<T> for std::result::Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_looking_tokens_are_masked_and_settings_are_not() {
+        assert_eq!(
+            super::mask_random_tokens("x ukhvGkAX0pgEzhD4q y"),
+            format!("x {MASK} y")
+        );
+        for plain in [
+            "pricescan-test/api:v1",
+            "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "PriceScanProductionStack",
+            "redis://pricescan-redis:6379/0",
+        ] {
+            assert_eq!(super::mask_random_tokens(plain), plain);
+        }
+    }
 
     #[test]
     fn assignments_to_secret_keys_are_masked() {

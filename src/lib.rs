@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod guard;
 pub mod monitor;
 pub mod notify;
 pub mod output;

@@ -20,6 +20,7 @@ const RANKS: &[(&str, u32)] = &[
     ("targets", 8),
     ("doctor", 9),
     ("monitor", 9),
+    ("guard", 9),
     ("cli", 10),
     ("commands", 11),
 ];

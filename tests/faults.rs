@@ -5,12 +5,11 @@
 
 mod common;
 
+use common::running::{http_status, spawn};
 use common::{TestProject, json, load_loop};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// MySQL and Redis (and the API with `api`), with `rows` rows of 100 bytes in `big`.
@@ -28,61 +27,6 @@ fn stack(tag: &str, rows: u32, api: bool) -> TestProject {
          INSERT INTO big SELECT seq, REPEAT('x', 100) FROM seq_1_to_{rows}"
     ));
     p
-}
-
-/// The binary in the background, its stdout lines arriving on a channel.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-fn spawn(p: &TestProject, args: &[&str]) -> Running {
-    let mut child = p
-        .cmd(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    Running { child, lines }
-}
-
-impl Running {
-    /// Waits for a stdout line containing `needle`.
-    fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200))
-                && line.contains(needle)
-            {
-                return;
-            }
-        }
-        panic!("no line with {needle:?} within 120 s");
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// Exit code and stderr.
-    fn finish(self) -> (Option<i32>, String) {
-        let out = self.child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
 }
 
 fn wait_for_partial(p: &TestProject) {
@@ -298,15 +242,6 @@ fn backup_then_change(p: &TestProject) -> (String, String) {
 }
 
 /// The answer Nginx gives to `method` on the API (0 when none).
-fn http_status(p: &TestProject, method: &str) -> u16 {
-    let out = Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
-        .arg(format!("http://127.0.0.1:{}/api/version", p.port("API_PORT")))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
-}
-
 fn databases(p: &TestProject) -> String {
     p.sql("SHOW DATABASES")
 }
@@ -507,7 +442,13 @@ fn a_killed_deploy_is_settled_by_the_next_command() {
     let mut phases = Vec::new();
     let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
     run.wait_for("starting");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Once the new container runs, and well before its first health check (3 s) can let
+    // the switch happen. A fixed sleep raced a loaded machine, where starting took longer.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api_running(&p).len() < 2 {
+        assert!(Instant::now() < deadline, "the new API container never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     run.signal("-KILL");
     phases.push(format!("{:.3}: killed before the switch", unix_now()));
     assert_eq!(run.finish().0, None);

@@ -122,7 +122,12 @@ fn an_env_line_without_an_equals_sign_never_shows_its_text() {
     let p = project("noequals");
     let env = p.read(".env.prod");
     let (key, value) = p.secrets().into_iter().find(|(k, _)| k == "DB_PASSWORD").unwrap();
-    // A lone valid key is `KEY` without a value (as in docker-compose), so that one fails later.
+    // A lone valid key is `KEY` without a value (as in docker-compose), so that one fails
+    // later; a generated secret that starts with a digit is no key, and fails at its line.
+    let lone = match value.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic()) {
+        true => "DB_PASSWORD",
+        false => ".env.prod:",
+    };
     for (broken, needle) in [
         (format!("{env}DB_PASSWORD: hunter2\n"), ".env.prod:"),
         (
@@ -133,7 +138,7 @@ fn an_env_line_without_an_equals_sign_never_shows_its_text() {
             env.replace(&format!("{key}={value}"), &format!("{value} {value}")),
             ".env.prod:",
         ),
-        (env.replace(&format!("{key}={value}"), &value), "DB_PASSWORD"),
+        (env.replace(&format!("{key}={value}"), &value), lone),
         (format!("{env}export API KEY hunter2\n"), ".env.prod:"),
         (format!("{env}{value} x=hunter2\n"), ".env.prod:"),
     ] {
@@ -440,4 +445,41 @@ fn ten_thousand_mutated_files_never_crash_config_or_show_a_secret() {
     // The mutations reach the parsers' error paths, and many still parse.
     eprintln!("{refused} of 10000 mutated files refused with exit 2");
     assert!((1000..9000).contains(&refused), "{refused} of 10000 refused");
+}
+
+/// Found by the mutation test (seed 1796659816828771019): a byte in place of the newline ran
+/// `BINLOG_PASSWORD=...` into the value of the line before, which is no secret.
+#[test]
+fn a_secret_run_into_the_line_before_is_still_masked() {
+    let p = project("runinto");
+    let env = p.read(".env.prod");
+    let (key, value) = p
+        .secrets()
+        .into_iter()
+        .find(|(k, _)| k == "BINLOG_PASSWORD")
+        .unwrap();
+    for glue in ["\x1b", " ", "\t"] {
+        p.write(
+            ".env.prod",
+            &env.replace(&format!("\n{key}="), &format!("{glue}{key}=")),
+        );
+        let run = p.run(&["config"]);
+        assert!([0, 2].contains(&run.code), "{}", run.all());
+        assert!(
+            !run.all().contains(&value),
+            "the secret was printed:\n{}",
+            run.all()
+        );
+    }
+    // Seed 1796665536594854093: a cut across the line break left `BINLOG_USER=pricescanD=`
+    // and the secret, under no secret's name at all.
+    let user = env.lines().find(|l| l.starts_with("BINLOG_USER=")).unwrap();
+    p.write(".env.prod", &env.replace(user, &format!("{user}D={value}")));
+    let run = p.ok(&["config"]);
+    assert!(run.stdout.contains("BINLOG_USER: "), "{}", run.all());
+    assert!(
+        !run.all().contains(&value),
+        "the secret was printed:\n{}",
+        run.all()
+    );
 }

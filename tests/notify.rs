@@ -12,10 +12,12 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "123456:Tel3gramT0kenSecretValue";
 const HOOK_PATH: &str = "/hooks/Wh00kSecretPath9876";
 const SLACK_PATH: &str = "/services/T000/B000/Sl4ckSecretXyz";
+const TEAMS_PATH: &str = "/workflows/w1/triggers/manual/paths/invoke?sig=T3amsSigSecret";
 
 fn with_channels(p: &mut TestProject, http: &HttpReceiver, smtp: &SmtpServer) {
     p.set_env("NOTIFY_WEBHOOK_URL", &format!("{}{HOOK_PATH}", http.url));
     p.set_env("NOTIFY_SLACK_WEBHOOK_URL", &format!("{}{SLACK_PATH}", http.url));
+    p.set_env("NOTIFY_TEAMS_WEBHOOK_URL", &format!("{}{TEAMS_PATH}", http.url));
     p.set_env("NOTIFY_TELEGRAM_API", &http.url);
     p.set_env("NOTIFY_TELEGRAM_BOT_TOKEN", TOKEN);
     p.set_env("NOTIFY_TELEGRAM_CHAT_ID", "4242");
@@ -36,12 +38,12 @@ fn run_with(p: &TestProject, env: &[(&str, &str)], args: &[&str]) -> Run {
 }
 
 fn assert_no_secret(run: &Run) {
-    for secret in [TOKEN, HOOK_PATH, SLACK_PATH] {
+    for secret in [TOKEN, HOOK_PATH, SLACK_PATH, "T3amsSigSecret"] {
         assert!(!run.all().contains(secret), "{secret} leaked:\n{}", run.all());
     }
 }
 
-/// The event arrived on all four channels.
+/// The event arrived on every channel: the webhook, Slack, Teams, Telegram and email.
 fn arrived_everywhere(http: &HttpReceiver, smtp: &SmtpServer, event: &str) {
     let hook = http.wait_for(HOOK_PATH, &format!("\"event\":\"{event}\""));
     let body: serde_json::Value = serde_json::from_str(&hook.body).unwrap();
@@ -49,6 +51,11 @@ fn arrived_everywhere(http: &HttpReceiver, smtp: &SmtpServer, event: &str) {
         assert!(body.get(key).is_some(), "webhook body lacks {key}: {body}");
     }
     http.wait_for(SLACK_PATH, event);
+    let teams = http.wait_for("/workflows/w1/", event);
+    let card: serde_json::Value = serde_json::from_str(&teams.body).unwrap();
+    let content = &card["attachments"][0]["content"];
+    assert_eq!(content["type"], "AdaptiveCard", "{card}");
+    assert_eq!(content["body"][1]["facts"][0]["value"], event, "{card}");
     let telegram = http.wait_for(&format!("/bot{TOKEN}/sendMessage"), event);
     assert!(telegram.body.contains("4242"), "{}", telegram.body);
     smtp.wait_for(event);
@@ -59,9 +66,16 @@ fn notify_test_reaches_every_channel_and_names_each_failure() {
     let (http, smtp) = (HttpReceiver::start(), SmtpServer::start());
     let mut p = TestProject::new("ntest");
     with_channels(&mut p, &http, &smtp);
-    p.ok(&["setup", "--skip-images"]);
+    let setup = p.ok(&["setup", "--skip-images"]);
+    assert!(
+        setup
+            .stderr
+            .contains("Alertmanager before 0.28 cannot post to Teams"),
+        "the test image's Alertmanager 0.25 has no Teams receiver:\n{}",
+        setup.all()
+    );
     let run = p.ok(&["notify", "test"]);
-    for name in ["webhook", "slack", "telegram", "email"] {
+    for name in ["webhook", "slack", "teams", "telegram", "email"] {
         assert!(run.stdout.contains(&format!("{name}: accepted")), "{}", run.all());
     }
     arrived_everywhere(&http, &smtp, "test");
@@ -88,7 +102,7 @@ fn notify_test_reaches_every_channel_and_names_each_failure() {
         &["notify", "test"],
     );
     assert_eq!(run.code, 1, "{}", run.all());
-    assert!(run.stderr.contains("2 of 4 channels"), "{}", run.all());
+    assert!(run.stderr.contains("2 of 5 channels"), "{}", run.all());
     assert!(run.stderr.contains("webhook: cannot connect"), "{}", run.all());
     assert!(run.stderr.contains("slack: no answer"), "{}", run.all());
     assert!(run.stdout.contains("email: accepted"), "{}", run.all());

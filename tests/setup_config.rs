@@ -31,6 +31,7 @@ fn setup_creates_the_project_and_a_second_run_changes_nothing() {
         "config/gunicorn/gunicorn.conf.py",
         "config/logstash/pipeline/pricescan.conf",
         "config/systemd/pricescan-backup.timer",
+        "config/systemd/pricescan-guard.service",
         "config/cron/pricescan-backup",
     ] {
         assert!(p.file(rel).is_file(), "{rel} missing");

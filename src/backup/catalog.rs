@@ -57,6 +57,9 @@ pub struct Manifest {
     /// The last `verify --deep` that loaded the dump into a throwaway MySQL and passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deep_verified_at: Option<String>,
+    /// The dump's place in the binary log, where point-in-time recovery rolls forward from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binlog: Option<crate::backup::coordinates::Coordinates>,
 }
 
 /// Why a backup was taken, as its manifest and its ID's suffix say.
@@ -385,8 +388,7 @@ async fn load_and_count(
 ) -> Result<Vec<String>> {
     // Over TCP: the image's first-start server listens on the socket only, so TCP answers
     // once initialisation is over.
-    let login =
-        "MYSQL_PWD=\"${MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}\" mysql -uroot -h127.0.0.1";
+    let login = crate::backup::root_sql::ROOT_CLIENT;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         let probe = engine

@@ -6,11 +6,16 @@ use crate::stack::Project;
 /// Sets these metrics in the textfile (atomically, when METRICS_TEXTFILE_DIR is set),
 /// keeping every other line: a failure leaves the last success's figures in place.
 pub fn update(project: &Project, set: &[(&str, String)]) {
+    update_file(project, "pricescan_backup.prom", set)
+}
+
+/// `update` for a textfile of its own: a long-lived writer (the binlog shipper) never races
+/// a backup over one file.
+pub fn update_file(project: &Project, file: &str, set: &[(&str, String)]) {
     let Some(dir) = project.env.get("METRICS_TEXTFILE_DIR").filter(|d| !d.is_empty()) else {
         return;
     };
-    let path =
-        crate::stack::resolve_path(&project.dir, std::path::Path::new(&dir)).join("pricescan_backup.prom");
+    let path = crate::stack::resolve_path(&project.dir, std::path::Path::new(&dir)).join(file);
     let previous = std::fs::read_to_string(&path).unwrap_or_default();
     let mut lines: Vec<String> = previous
         .lines()

@@ -35,9 +35,9 @@ pub struct RemoteBackup {
 
 #[derive(Clone)]
 pub struct Remote {
-    bucket: Bucket,
-    recipients: Recipients,
-    identity: Option<PathBuf>,
+    pub(super) bucket: Bucket,
+    pub(super) recipients: Recipients,
+    pub(super) identity: Option<PathBuf>,
 }
 
 /// The off-site store, or None when BACKUP_REMOTE_URL is empty.
@@ -585,6 +585,10 @@ fn group(objects: Vec<Object>) -> Vec<RemoteBackup> {
         let Some((id, file)) = o.name.split_once('/') else {
             continue;
         };
+        // The binlog archive's chunks live beside the backups and are none of them.
+        if id == crate::stack::pitr::REMOTE_DIR {
+            continue;
+        }
         let b = by_id.entry(id.to_string()).or_insert_with(|| RemoteBackup {
             id: id.to_string(),
             complete: false,
@@ -643,6 +647,7 @@ mod tests {
             obj("20261102T021500Z-pre-deploy/manifest.json", 10),
             obj("20261103T021500Z-nightly/mysql.sql.zst", 70),
             obj("stray", 1),
+            obj("binlog/mysql-bin.000001/00000000000000000000-000000000100", 1),
         ]);
         assert_eq!(remote.len(), 3);
         assert!(remote[0].complete && remote[0].verified_at.is_some() && remote[0].size == 111);

@@ -7,6 +7,7 @@
 //! the backup, so that if this process is killed outright the next command that takes the
 //! lock undoes the staging or puts the backup back.
 
+use super::replay::Replay;
 use super::shadow;
 use crate::backup::catalog::{self, MYSQL_SERVICE, Manifest, OnDisk, Part, RDB_FILE, REDIS_SERVICE};
 use crate::backup::take;
@@ -105,6 +106,8 @@ pub struct Restorer<'a> {
     /// No API runs meanwhile (swarm stops its tasks first): Nginx's read-only mode and the
     /// API's pause have nothing to do.
     pub api_held: bool,
+    /// Point-in-time recovery: the binlog events replayed into the shadow after the dump.
+    pub replay: Option<&'a Replay>,
 }
 
 impl Restorer<'_> {
@@ -147,19 +150,21 @@ impl Restorer<'_> {
         marker.safety = safety.id.clone();
         write_marker(self.project, &marker)?;
         let loader = Loader::default();
+        let mut expected = target.manifest.clone().expect("restored backups have a manifest");
         if marker.mysql {
             let staged = tokio::select! {
                 r = self.stage(&containers, target, &loader) => r,
                 _ = signals::received() => Err(signals::interrupted(format!("while staging {}", target.id))),
             };
-            if let Err(e) = staged {
-                return Err(self.unstage_after(e, &loader).await);
+            match staged {
+                Ok(counts) => expected.row_counts = counts,
+                Err(e) => return Err(self.unstage_after(e, &loader).await),
             }
         }
         marker.phase = Phase::Swapping;
         write_marker(self.project, &marker)?;
         let outcome = tokio::select! {
-            r = self.swap_in(&containers, &api, target, parts, &loader) => r,
+            r = self.swap_in(&containers, &api, target, &expected, parts, &loader) => r,
             _ = signals::received() => Err(signals::interrupted(format!("while restoring {}", target.id))),
         };
         let Err(e) = outcome else {
@@ -202,7 +207,13 @@ impl Restorer<'_> {
     /// Phase one, while the old data keeps serving reads: Nginx refuses writes (503) so that
     /// none is lost in the swap, and the dump goes into the shadow schema, whose row counts
     /// must match the manifest.
-    async fn stage(&self, containers: &[ContainerInfo], b: &OnDisk, loader: &Loader) -> Result<()> {
+    /// Returns the row counts the swapped-in data must have.
+    async fn stage(
+        &self,
+        containers: &[ContainerInfo],
+        b: &OnDisk,
+        loader: &Loader,
+    ) -> Result<std::collections::BTreeMap<String, u64>> {
         let manifest = b.manifest.as_ref().expect("restored backups have a manifest");
         let db = manifest.database.clone().unwrap_or_default();
         shadow::check_database(&db)?;
@@ -217,7 +228,28 @@ impl Restorer<'_> {
         shadow::load(self.engine, &mysql.id, b, &mut started).await?;
         self.printer
             .debug(&format!("loading took {:.2}s", clock.elapsed().as_secs_f64()));
-        check_rows(self.engine, containers, manifest, &shadow::schema(&db)).await
+        check_rows(self.engine, containers, manifest, &shadow::schema(&db)).await?;
+        let Some(replay) = self.replay else {
+            return Ok(manifest.row_counts.clone());
+        };
+        self.printer.info(&format!(
+            "replaying the binary log from {} to {} ({} file{})",
+            replay.start,
+            replay
+                .stop_datetime
+                .as_deref()
+                .map_or_else(|| replay.stop.to_string(), |t| format!("{t} UTC")),
+            replay.files.len(),
+            if replay.files.len() == 1 { "" } else { "s" }
+        ));
+        let mut started = |exec: &str| loader.set(exec);
+        let clock = std::time::Instant::now();
+        replay
+            .run(self.engine, &mysql.id, &db, &shadow::schema(&db), &mut started)
+            .await?;
+        self.printer
+            .info(&format!("replayed in {:.2}s", clock.elapsed().as_secs_f64()));
+        shadow::row_counts(self.engine, &mysql.id, &shadow::schema(&db)).await
     }
 
     /// After a failed or interrupted staging: the shadow goes and writes are accepted again.
@@ -257,6 +289,7 @@ impl Restorer<'_> {
         containers: &[ContainerInfo],
         api: &[String],
         b: &OnDisk,
+        expected: &Manifest,
         parts: &[Part],
         loader: &Loader,
     ) -> Result<()> {
@@ -298,10 +331,9 @@ impl Restorer<'_> {
             clock.elapsed().as_secs_f64()
         ));
         swapped?;
-        let manifest = b.manifest.as_ref().expect("restored backups have a manifest");
         if parts.contains(&Part::Mysql) {
-            let db = manifest.database.clone().unwrap_or_default();
-            check_rows(self.engine, containers, manifest, &db).await?;
+            let db = expected.database.clone().unwrap_or_default();
+            check_rows(self.engine, containers, expected, &db).await?;
         }
         self.writes(nginx::running_nginx(containers), true).await?;
         Ok(())
@@ -385,7 +417,7 @@ async fn load(
             return Err(CtlError::failure("cannot drop the database before loading").cause(out.stderr.trim()));
         }
         let decoder = catalog::dump_reader(b).await?;
-        let script = "MYSQL_PWD=\"${MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}\" exec mysql -uroot -h127.0.0.1";
+        let script = crate::backup::root_sql::ROOT_CLIENT_EXEC;
         let mut started = |exec: &str| loader.set(exec);
         let (code, _, stderr) = engine
             .exec_with_input_as(&c.id, &["sh", "-c", script], decoder, |_| {}, &mut started)
@@ -404,12 +436,15 @@ async fn load(
 /// connection) may still be feeding statements, and they must not land in the fresh schema.
 /// The API logs in as its own user and is not touched. Then the database goes, so that
 /// tables made after the backup go too.
-const DROP_SCRIPT: &str = r#"export MYSQL_PWD="${MYSQL_ROOT_PASSWORD:-$(cat "$MYSQL_ROOT_PASSWORD_FILE")}"
-q() { mysql -uroot -h127.0.0.1 -N -B -e "$1"; }
-for id in $(q "SELECT ID FROM information_schema.PROCESSLIST WHERE USER='root' AND ID<>CONNECTION_ID() AND COMMAND<>'Daemon'"); do
+const DROP_SCRIPT: &str = concat!(
+    "export MYSQL_PWD=",
+    crate::backup::root_sql::root_password!(),
+    "\nq() { mysql -uroot -h127.0.0.1 -N -B -e \"$1\"; }\n",
+    r#"for id in $(q "SELECT ID FROM information_schema.PROCESSLIST WHERE USER='root' AND ID<>CONNECTION_ID() AND COMMAND<>'Daemon'"); do
   q "KILL $id" 2>/dev/null || true
 done
-q "DROP DATABASE IF EXISTS \`$MYSQL_DATABASE\`""#;
+q "DROP DATABASE IF EXISTS \`$MYSQL_DATABASE\`""#
+);
 
 /// Redis reads its data only at start: stop it, replace the RDB (and drop the AOF, which
 /// would win over it), start it again.
@@ -569,9 +604,7 @@ async fn check_rows(
     let c = running_container(containers, MYSQL_SERVICE)?;
     let mut wrong = Vec::new();
     for (table, expected) in &manifest.row_counts {
-        let script = format!(
-            "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" mysql -uroot -h127.0.0.1 -N -B -e 'SELECT COUNT(*) FROM `{db}`.`{table}`'"
-        );
+        let script = crate::backup::root_sql::query(&format!("SELECT COUNT(*) FROM `{db}`.`{table}`"));
         let out = engine.exec(&c.id, &["sh", "-c", &script]).await?;
         let got: Option<u64> = out.stdout.trim().parse().ok();
         if got != Some(*expected) {

@@ -14,11 +14,14 @@ const SWAP_DEADLINE: Duration = Duration::from_secs(300);
 
 /// Shell prelude shared by the scripts: names of the schemas, and a quiet root client whose
 /// password comes from the container's environment (never argv).
-const PRELUDE: &str = r#"set -e
-export MYSQL_PWD="${MYSQL_ROOT_PASSWORD:-$(cat "$MYSQL_ROOT_PASSWORD_FILE")}"
-db="$MYSQL_DATABASE"; shadow="${db}__restore"; old="${db}__replaced"
+const PRELUDE: &str = concat!(
+    "set -e\nexport MYSQL_PWD=",
+    crate::backup::root_sql::root_password!(),
+    "\n",
+    r#"db="$MYSQL_DATABASE"; shadow="${db}__restore"; old="${db}__replaced"
 q() { mysql -uroot -h127.0.0.1 -N -B -e "$1"; }
-"#;
+"#
+);
 
 /// Ends every other root session: a loader or a swap cut off by a signal may still be
 /// feeding statements (the API logs in as its own user and is not touched).
@@ -34,8 +37,9 @@ q "DROP DATABASE IF EXISTS \`$old\`"
 "#;
 
 /// The dump names its database only in CREATE DATABASE and USE lines; they are pointed at
-/// the shadow as the stream passes.
-const LOAD: &str = r#"sed -e "s|^CREATE DATABASE \(.*\)\`$db\`|CREATE DATABASE \1\`$shadow\`|" -e "s|^USE \`$db\`;\$|USE \`$shadow\`;|" | mysql -uroot -h127.0.0.1
+/// the shadow as the stream passes. The load stays out of the binary log: it is a copy of
+/// old data, not new history, and would double the log by the database's size.
+const LOAD: &str = r#"sed -e "s|^CREATE DATABASE \(.*\)\`$db\`|CREATE DATABASE \1\`$shadow\`|" -e "s|^USE \`$db\`;\$|USE \`$shadow\`;|" | mysql -uroot -h127.0.0.1 --init-command='SET SESSION sql_log_bin=0'
 "#;
 
 /// The swap. The backup's triggers, routines, events and views are dumped from the shadow
@@ -122,6 +126,34 @@ pub async fn swap(engine: &Engine, mysql: &str, started: &mut (dyn FnMut(&str) +
         0 => Ok(()),
         _ => Err(CtlError::failure("swapping the restored tables in failed").cause(stderr.trim())),
     }
+}
+
+/// Every base table's exact row count in `schema` (after a replay, what the swap must bring).
+pub async fn row_counts(
+    engine: &Engine,
+    mysql: &str,
+    schema: &str,
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let body = format!(
+        r#"for t in $(q "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='{schema}' AND TABLE_TYPE='BASE TABLE'"); do
+  printf '%s	%s
+' "$t" "$(q "SELECT COUNT(*) FROM \`{schema}\`.\`$t\`")"
+done
+"#
+    );
+    let script = format!("{PRELUDE}{body}");
+    let out = engine.exec(mysql, &["sh", "-c", &script]).await?;
+    if out.exit_code != 0 {
+        return Err(CtlError::failure(format!("cannot count the rows in {schema}")).cause(out.stderr.trim()));
+    }
+    Ok(out
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (t, n) = l.split_once('\t')?;
+            Some((t.to_string(), n.trim().parse().ok()?))
+        })
+        .collect())
 }
 
 /// Ends the other root sessions, so that a cut-off loader or swap stops touching data.

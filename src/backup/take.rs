@@ -7,6 +7,7 @@ use crate::backup::catalog::{
     DUMP_FILE, FOOTER, FileEntry, MYSQL_SERVICE, Manifest, Part, PartialGuard, RDB_FILE, REDIS_SERVICE, SUMS,
     backup_root, write_manifest,
 };
+use crate::backup::coordinates::Sniffer;
 use crate::backup::offsite::{Chunk, Tee};
 use crate::backup::sqlcount::RowCounter;
 use crate::deploy::converge::running_container;
@@ -37,6 +38,7 @@ const DUMP_FLAGS: [&str; 8] = [
     "--no-tablespaces",
     "--set-gtid-purged=OFF",
 ];
+use crate::backup::root_sql::{ROOT_CLIENT, ROOT_PWD};
 const BGSAVE_DEADLINE: Duration = Duration::from_secs(300);
 
 /// An AsyncWrite that hashes and counts what goes through it to the file.
@@ -125,6 +127,9 @@ pub async fn take(
             .and_then(|v| humantime::parse_duration(&v).ok());
         let tee = stream_dump.map(|start| start(&id));
         dump_mysql(engine, c, partial.path(), &mut manifest, printer, fixed, tee).await?;
+        if let Some(b) = manifest.binlog.as_mut() {
+            b.head = binlog_head(engine, c, &b.file).await;
+        }
         manifest.images.insert(
             MYSQL_SERVICE.into(),
             project.service(MYSQL_SERVICE).image.clone().unwrap_or_default(),
@@ -176,6 +181,7 @@ fn new_manifest(
         row_counts: BTreeMap::new(),
         verified_at: None,
         deep_verified_at: None,
+        binlog: None,
     }
 }
 
@@ -225,21 +231,17 @@ async fn dump_mysql(
         async_compression::Level::Precise(3),
         &params,
     );
-    let deadline = match fixed_deadline {
-        Some(value) => Deadline {
-            value,
-            why: "BACKUP_DUMP_DEADLINE".into(),
-        },
-        None => dump_deadline(engine, &c.id, manifest.database.as_deref()).await?,
-    };
+    let deadline = dump_deadline(engine, &c.id, manifest.database.as_deref(), fixed_deadline).await?;
     let mut exec = engine.exec_stream(&c.id, &["sh", "-c", &script]).await?;
     let mut counter = RowCounter::new();
+    let mut coordinates = Sniffer::default();
     let mut tail: Vec<u8> = Vec::with_capacity(256);
     let mut raw = 0u64;
     let bar = printer.progress(0, "mysql dump");
     let stream = async {
         while let Some(chunk) = exec.next_stdout().await? {
             counter.feed(&chunk);
+            coordinates.feed(&chunk);
             raw += chunk.len() as u64;
             tail.extend_from_slice(&chunk[chunk.len().saturating_sub(256)..]);
             tail.drain(..tail.len().saturating_sub(256));
@@ -259,8 +261,12 @@ async fn dump_mysql(
         .await
         .map_err(io_err(format!("cannot write {}", path.display())))?;
     let code = exec.exit_code(engine).await?;
-    let complete = String::from_utf8_lossy(&tail).contains(FOOTER);
-    check_dump(code, &exec.stderr, complete, raw)?;
+    check_dump(
+        code,
+        &exec.stderr,
+        String::from_utf8_lossy(&tail).contains(FOOTER),
+        raw,
+    )?;
     let mut hashing = out.into_inner();
     hashing.inner.finish().await;
     hashing
@@ -275,6 +281,18 @@ async fn dump_mysql(
         sha256: hex::encode(hashing.hash.finalize()),
     });
     manifest.row_counts = counter.counts;
+    record_coordinates(manifest, coordinates)
+}
+
+/// The dump's place in the binary log: a dump asked for it must have said it.
+fn record_coordinates(manifest: &mut Manifest, sniffer: Sniffer) -> Result<()> {
+    manifest.binlog = sniffer.finish();
+    if manifest.dump_flags.iter().any(|f| f.ends_with("-data=2")) && manifest.binlog.is_none() {
+        return Err(CtlError::failure(
+            "the MySQL dump did not say where it stands in the binary log; no backup was written",
+        )
+        .hint("point-in-time recovery needs it: check that mysqldump's --master-data/--source-data works"));
+    }
     Ok(())
 }
 
@@ -296,11 +314,41 @@ async fn dump_script(engine: &Engine, c: &ContainerInfo, manifest: &mut Manifest
         .await
         .ok()
         .filter(|d| !d.is_empty());
+    let mut flags: Vec<&str> = flags;
+    // With the binary log on, the dump records its snapshot's place in it (DESIGN §13).
+    // MySQL 8.0.26 renamed the flag; MariaDB knows only the old name.
+    let binlog_on = sh(
+        engine,
+        &c.id,
+        &format!("{ROOT_CLIENT} -N -B -e 'SELECT @@log_bin'"),
+    )
+    .await
+    .is_ok_and(|v| v.trim() == "1");
+    if binlog_on {
+        flags.push(match help.contains("source-data") {
+            true => "--source-data=2",
+            false => "--master-data=2",
+        });
+    }
     manifest.dump_flags = flags.iter().map(|f| f.to_string()).collect();
     Ok(format!(
-        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
+        "{ROOT_PWD} exec mysqldump -uroot -h127.0.0.1 {} --databases \"$MYSQL_DATABASE\"",
         flags.join(" ")
     ))
+}
+
+/// The first bytes of the binary log file the dump stands in (see `Coordinates::head`).
+async fn binlog_head(engine: &Engine, c: &ContainerInfo, file: &str) -> Option<String> {
+    let plain = file
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch));
+    let script = format!(
+        "dir=$(dirname \"$({ROOT_CLIENT} -N -B -e 'SELECT @@log_bin_basename')\") && head -c {} \"$dir/{file}\" | od -An -tx1 | tr -d ' \\n'",
+        crate::backup::coordinates::HEAD_BYTES
+    );
+    let out = sh(engine, &c.id, &script).await.ok().filter(|_| plain)?;
+    let head = out.trim().to_string();
+    (head.len() == 2 * crate::backup::coordinates::HEAD_BYTES).then_some(head)
 }
 
 /// A dump counts only when mysqldump exited 0, said no error, wrote bytes and its footer.
@@ -326,10 +374,22 @@ struct Deadline {
     why: String,
 }
 
-/// Generous: ten minutes, plus a minute for every 500 MB the server says the data takes.
-async fn dump_deadline(engine: &Engine, id: &str, db: Option<&str>) -> Result<Deadline> {
+/// BACKUP_DUMP_DEADLINE when set; else generous: ten minutes, plus a minute for every
+/// 500 MB the server says the data takes.
+async fn dump_deadline(
+    engine: &Engine,
+    id: &str,
+    db: Option<&str>,
+    fixed: Option<Duration>,
+) -> Result<Deadline> {
+    if let Some(value) = fixed {
+        return Ok(Deadline {
+            value,
+            why: "BACKUP_DUMP_DEADLINE".into(),
+        });
+    }
     let query = format!(
-        "MYSQL_PWD=\"${{MYSQL_ROOT_PASSWORD:-$(cat \"$MYSQL_ROOT_PASSWORD_FILE\")}}\" mysql -uroot -h127.0.0.1 -N -B -e \"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = '{}'\"",
+        "{ROOT_CLIENT} -N -B -e \"SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.tables WHERE table_schema = '{}'\"",
         db.unwrap_or_default().replace('\'', "")
     );
     let bytes: u64 = sh(engine, id, &query).await?.trim().parse().unwrap_or(0);

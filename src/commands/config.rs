@@ -59,6 +59,12 @@ fn resolved(project: &Project, selected: &[String]) -> Result<ComposeFile> {
         for (key, value) in service.environment.iter_mut() {
             if crate::error::is_secret_key(key) && value.is_some() {
                 *value = Some(MASK.to_string());
+            } else if let Some(v) = value.as_mut() {
+                // A damaged .env.prod can run a secret's line into another value
+                // (`USER=x<byte>SECRET=...`): what looks like a secret assignment is masked.
+                // A damaged key can leave its secret in another value: whatever looks
+                // generated is masked too.
+                *v = crate::error::mask_random_tokens(&crate::error::mask_assignments(v));
             }
         }
     }

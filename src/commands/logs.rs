@@ -144,7 +144,9 @@ async fn pump(
         for chunk in chunks {
             let (output, bytes) = chunk?;
             assembler.push(output, &bytes, &mut |l| {
-                if l.nanos > last || l.nanos == 0 {
+                // Against `after`, not the newest time seen: the engine stamps stdout and
+                // stderr in separate copiers, so a log's times are not always in order.
+                if l.nanos > after || l.nanos == 0 {
                     last = last.max(l.nanos);
                     batch.push(l);
                 }

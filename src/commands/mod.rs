@@ -8,6 +8,8 @@ mod config;
 mod context;
 mod deploy;
 mod doctor;
+mod guard;
+mod incidents;
 mod lock;
 mod logs;
 mod monitor;
@@ -38,6 +40,7 @@ pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
 fn compose_only(command: &Command) -> Option<&'static str> {
     match command {
         Command::Restart(_) => Some("restart"),
+        Command::Guard(_) => Some("guard"),
         _ => None,
     }
 }
@@ -63,6 +66,8 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Deploy(args) => deploy::run(ctx, args).await,
         Command::Lock(args) => lock::run(ctx, args).await,
         Command::Notify(args) => notify::run(ctx, args).await,
+        Command::Guard(args) => guard::run(ctx, args).await,
+        Command::Incidents(args) => incidents::run(ctx, args),
         Command::Doctor => doctor::run(ctx).await,
         Command::Cleanup(args) => cleanup::run(ctx, args).await,
     }

@@ -18,7 +18,7 @@ async fn test(ctx: &mut Context) -> Result<ExitStatus> {
     let channels = Channels::from_env(&project.env)?;
     if channels.names().is_empty() {
         return Err(CtlError::usage("no notification channel is configured").hint(
-            "set NOTIFY_WEBHOOK_URL, NOTIFY_SLACK_WEBHOOK_URL, NOTIFY_TELEGRAM_BOT_TOKEN or NOTIFY_SMTP_URL in .env.prod",
+            "set NOTIFY_WEBHOOK_URL, NOTIFY_SLACK_WEBHOOK_URL, NOTIFY_TEAMS_WEBHOOK_URL, NOTIFY_TELEGRAM_BOT_TOKEN or NOTIFY_SMTP_URL in .env.prod",
         ));
     }
     if !channels.enabled {

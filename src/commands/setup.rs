@@ -86,6 +86,7 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
     if !args.skip_images {
         ensure_images(ctx, &engine, &project, &mut changes).await?;
     }
+    replication_user(ctx, &engine, &project, &mut changes).await?;
     if args.backup_key {
         backup_key(ctx, &project, &env_path, &mut changes)?;
     }
@@ -99,6 +100,35 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
         )),
     }
     Ok(ExitStatus::Success)
+}
+
+/// The binlog archiver's user on a MySQL that already has data (a new one gets it from
+/// config/mysql/initdb); its password may have just been generated or regenerated.
+async fn replication_user(
+    ctx: &Context,
+    engine: &Engine,
+    project: &Project,
+    changes: &mut Changes,
+) -> Result<()> {
+    let password = project.env.get("BINLOG_PASSWORD").unwrap_or_default();
+    if !crate::stack::pitr::enabled(&project.env) || password.is_empty() {
+        return Ok(());
+    }
+    let data = ctx.stack(engine, project)?.data_engine().await?;
+    let containers = data.project_containers(&project.name).await?;
+    let Ok(mysql) =
+        crate::deploy::converge::running_container(&containers, crate::backup::catalog::MYSQL_SERVICE)
+    else {
+        return Ok(());
+    };
+    let user = project
+        .env
+        .get("BINLOG_USER")
+        .unwrap_or_else(|| "pricescan_binlog".into());
+    if crate::backup::binlog::ensure_replication_user(&data, &mysql.id, &user, &password).await? {
+        changes.add(ctx, format!("created the replication user {user} in MySQL"));
+    }
+    Ok(())
 }
 
 /// `--backup-key`: an age identity for the off-site copies, and .env.prod pointed at it
@@ -408,7 +438,12 @@ fn render_alertmanager(
     channels: &crate::stack::notify::Channels,
     changes: &mut Changes,
 ) -> Result<()> {
-    let (content, warnings) = crate::stack::alerting::render(channels);
+    let image = project
+        .env
+        .get("ALERTMANAGER_IMAGE")
+        .filter(|i| !i.trim().is_empty())
+        .unwrap_or_else(|| crate::stack::alerting::DEFAULT_IMAGE.to_string());
+    let (content, warnings) = crate::stack::alerting::render(channels, &image);
     for w in warnings {
         ctx.printer.warn(&w);
     }

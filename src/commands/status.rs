@@ -143,6 +143,9 @@ fn show(p: &Printer, r: &StackStatus, resources: Resources) {
         None => "none yet".into(),
     };
     p.info(&format!("last backup: {backup}"));
+    if let Some(a) = &r.binlog_archive {
+        p.info(&format!("binlog:      {}", archive_line(a)));
+    }
     p.info(&format!(
         "release:     {}",
         r.release.as_deref().unwrap_or("none recorded")
@@ -228,4 +231,19 @@ fn endpoint_row(p: &Printer, e: &Endpoint) -> Vec<String> {
         verdict,
         format!("{:.1} ms", e.latency_ms),
     ]
+}
+
+/// The binlog archive in one line: its gap or problem first, else its lag.
+fn archive_line(a: &crate::targets::status::ArchiveState) -> String {
+    if let Some(p) = &a.problem {
+        return p.clone();
+    }
+    if let Some(gap) = &a.gap {
+        return format!("the archive has a gap: {gap}");
+    }
+    match a.lag_bytes {
+        Some(0) => format!("archive up to date ({} files)", a.files),
+        Some(n) => format!("archive trails MySQL by {}", crate::output::human_bytes(n)),
+        None => format!("archive holds {} files; MySQL cannot be compared", a.files),
+    }
 }

@@ -1,7 +1,7 @@
 //! Every check, in a fixed order whatever order they finish in.
 
 use super::finding::Finding;
-use super::{backups, engine, exposure, files, tls};
+use super::{backups, engine, exposure, files, pitr, tls};
 use crate::engine::Engine;
 use crate::stack::Project;
 
@@ -13,7 +13,15 @@ pub async fn examine(engine: &Engine, project: &Project) -> Vec<Finding> {
         backups::check(engine, project),
     );
     let (mut all, engine_checks) = match containers {
-        Ok(c) => (exposure::check(&c), engine::check(engine, project, &c).await),
+        Ok(c) => {
+            let (engine_checks, pitr) = tokio::join!(
+                engine::check(engine, project, &c),
+                pitr::check(engine, project, &c)
+            );
+            let mut all = exposure::check(&c);
+            all.extend(pitr);
+            (all, engine_checks)
+        }
         Err(e) => (
             vec![Finding::fail("engine", e.what, "check the engine: `docker info`")],
             Vec::new(),

@@ -11,6 +11,7 @@ mod examine;
 mod exposure;
 mod files;
 pub mod finding;
+mod pitr;
 pub mod reclaim;
 mod tls;
 

@@ -41,12 +41,12 @@ impl ExecStream {
 
     /// The exit code, once the stream has ended.
     pub async fn exit_code(&self, engine: &Engine) -> Result<i64> {
-        let inspect = engine
-            .docker
-            .inspect_exec(&self.exec_id)
-            .await
-            .map_err(|e| engine_error("cannot inspect the exec", e))?;
-        Ok(inspect.exit_code.unwrap_or(-1))
+        engine.exec_exit_code(&self.exec_id).await
+    }
+
+    /// The exec's id, for its exit code once this stream has been handed on.
+    pub fn id(&self) -> &str {
+        &self.exec_id
     }
 }
 
@@ -83,6 +83,16 @@ impl Engine {
             }),
             StartExecResults::Detached => Err(CtlError::failure(what()).cause("the exec detached")),
         }
+    }
+
+    /// The exit code of an exec that has ended (-1 while it runs).
+    pub async fn exec_exit_code(&self, exec_id: &str) -> Result<i64> {
+        let inspect = self
+            .docker
+            .inspect_exec(exec_id)
+            .await
+            .map_err(|e| engine_error("cannot inspect the exec", e))?;
+        Ok(inspect.exit_code.unwrap_or(-1))
     }
 
     /// Runs `cmd` with `input` on its stdin; returns (exit code, stdout, stderr).

@@ -1,5 +1,5 @@
-//! The HTTP channels: a generic JSON webhook, a Slack-compatible webhook, and Telegram's
-//! `sendMessage`. Errors name the status or the failure, never the URL (it holds the secret).
+//! The HTTP channels: a generic JSON webhook, a Slack-compatible webhook, a Microsoft Teams
+//! Workflows webhook (an Adaptive Card), and Telegram's `sendMessage`. Errors name the status or the failure, never the URL (it holds the secret).
 
 use super::message::{DEADLINE, Event};
 use crate::stack::notify::Telegram;
@@ -50,6 +50,10 @@ pub async fn slack(client: &reqwest::Client, url: &Url, event: &Event) -> Result
     post(client, url.clone(), serde_json::json!({ "text": event.text() }))
         .await
         .map(drop)
+}
+
+pub async fn teams(client: &reqwest::Client, url: &Url, event: &Event) -> Result<(), String> {
+    post(client, url.clone(), event.adaptive_card()).await.map(drop)
 }
 
 pub async fn telegram(client: &reqwest::Client, t: &Telegram, event: &Event) -> Result<(), String> {

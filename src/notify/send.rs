@@ -23,6 +23,9 @@ pub async fn send(channels: &Channels, event: &Event) -> Vec<(&'static str, Resu
     if let Some(url) = &channels.slack {
         jobs.push(("slack", Box::pin(retried(|| http::slack(&client, url, event)))));
     }
+    if let Some(url) = &channels.teams {
+        jobs.push(("teams", Box::pin(retried(|| http::teams(&client, url, event)))));
+    }
     if let Some(t) = &channels.telegram {
         jobs.push((
             "telegram",

@@ -16,6 +16,7 @@ pub mod notify;
 pub mod offsite;
 mod parse;
 pub mod paths;
+pub mod pitr;
 pub mod project;
 pub mod rollout;
 pub mod secrets;

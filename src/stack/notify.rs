@@ -48,6 +48,8 @@ pub struct Channels {
     pub when: When,
     pub webhook: Option<Url>,
     pub slack: Option<Url>,
+    /// A Microsoft Teams Workflows webhook, which takes an Adaptive Card.
+    pub teams: Option<Url>,
     pub telegram: Option<Telegram>,
     pub smtp: Option<Smtp>,
 }
@@ -97,6 +99,7 @@ impl Channels {
             when,
             webhook: http("NOTIFY_WEBHOOK_URL")?,
             slack: http("NOTIFY_SLACK_WEBHOOK_URL")?,
+            teams: http("NOTIFY_TEAMS_WEBHOOK_URL")?,
             telegram: telegram(&get, &at)?,
             smtp: smtp(&get, &at)?,
         })
@@ -110,6 +113,9 @@ impl Channels {
         }
         if self.slack.is_some() {
             names.push("slack");
+        }
+        if self.teams.is_some() {
+            names.push("teams");
         }
         if self.telegram.is_some() {
             names.push("telegram");
@@ -246,12 +252,13 @@ mod tests {
         let c = Channels::from_env(&env(
             "NOTIFY_ON=always\nNOTIFY_WEBHOOK_URL=https://hooks.example.com/abc\n\
              NOTIFY_SLACK_WEBHOOK_URL=https://hooks.slack.com/services/T/B/X\n\
+             NOTIFY_TEAMS_WEBHOOK_URL=https://prod-1.westeurope.logic.azure.com/workflows/w/triggers/manual/paths/invoke?sig=S\n\
              NOTIFY_TELEGRAM_BOT_TOKEN=123:abc\nNOTIFY_TELEGRAM_CHAT_ID=-100\n\
              NOTIFY_SMTP_URL=smtp://ops%40example.com:p%40ss@mail.example.com\n\
              NOTIFY_EMAIL_FROM=PriceScan <ops@example.com>\nNOTIFY_EMAIL_TO=a@example.com, b@example.com\n",
         ))
         .unwrap();
-        assert_eq!(c.names(), vec!["webhook", "slack", "telegram", "email"]);
+        assert_eq!(c.names(), vec!["webhook", "slack", "teams", "telegram", "email"]);
         let smtp = c.smtp.as_ref().unwrap();
         assert_eq!((smtp.security, smtp.port), (Security::StartTls, 587));
         assert_eq!(smtp.user.as_deref(), Some("ops@example.com"));

@@ -119,15 +119,7 @@ impl Project {
             .map(|v| format!("the {v} variable is not set; using an empty string"))
             .collect();
         let name = project_name(name_flag, &env, file.name.as_deref(), &dir)?;
-        let profiles = env
-            .get("COMPOSE_PROFILES")
-            .map(|p| {
-                p.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let profiles = active_profiles(&env);
         let project = Self {
             name,
             dir,
@@ -369,6 +361,24 @@ impl Project {
             None => resolve_path(&self.dir, Path::new(source)),
         }
     }
+}
+
+/// COMPOSE_PROFILES, plus `pitr` when BACKUP_PITR is on: one switch for point-in-time
+/// recovery, which the archiver service (profile `pitr`) and the backups both follow.
+fn active_profiles(env: &Environment) -> Vec<String> {
+    let mut profiles: Vec<String> = env
+        .get("COMPOSE_PROFILES")
+        .map(|p| {
+            p.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if crate::stack::pitr::enabled(env) && !profiles.iter().any(|p| p == crate::stack::pitr::PROFILE) {
+        profiles.push(crate::stack::pitr::PROFILE.to_string());
+    }
+    profiles
 }
 
 #[cfg(test)]

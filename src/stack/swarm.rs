@@ -21,8 +21,8 @@ pub fn data_node_label(project: &str) -> String {
     format!("io.pricescan.data.{project}")
 }
 /// Services whose data lives in a node-local volume, so they run on the data node only,
-/// one task each.
-pub const DATA_SERVICES: [&str; 2] = ["pricescan-mysql", "pricescan-redis"];
+/// one task each. The binlog archive is data too.
+pub const DATA_SERVICES: [&str; 3] = ["pricescan-mysql", "pricescan-redis", "pricescan-binlog"];
 /// The only service that publishes a port on swarm.
 pub const EDGE_SERVICE: &str = "pricescan-nginx";
 const API_SERVICE: &str = "pricescan-api";

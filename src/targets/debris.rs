@@ -74,6 +74,7 @@ pub async fn unfinished_restore(
             project,
             printer,
             api_held,
+            replay: None,
         };
         let what = format!("put back pre-restore backup {}", marker.safety);
         crate::sys::undo::despite_signals(&what, restorer.put_back(&marker, None), printer)

@@ -111,6 +111,13 @@ pub struct OperationLock {
     _release: Pending,
 }
 
+impl OperationLock {
+    /// Frees it now, for a process that goes on (the guard); others free it on exit.
+    pub async fn release(self, printer: &Printer) -> Result<()> {
+        self._release.run_now(printer).await
+    }
+}
+
 /// Takes the lock for `operation`, waiting up to `wait`; exit 75 naming the holder if it
 /// stays busy.
 pub async fn acquire(
@@ -121,8 +128,42 @@ pub async fn acquire(
     wait: Option<Duration>,
     printer: &Printer,
 ) -> Result<OperationLock> {
+    acquire_named(
+        engine,
+        scope,
+        project,
+        &container_name(project),
+        operation,
+        wait,
+        printer,
+    )
+    .await
+}
+
+/// A lock of its own for a long-lived process that must run once per stack (the binlog
+/// shipper), beside the operation lock rather than holding it.
+pub async fn acquire_role(
+    engine: &Engine,
+    scope: LockScope,
+    project: &str,
+    role: &str,
+    printer: &Printer,
+) -> Result<OperationLock> {
+    let name = format!("{project}-{role}-lock");
+    acquire_named(engine, scope, project, &name, role, None, printer).await
+}
+
+async fn acquire_named(
+    engine: &Engine,
+    scope: LockScope,
+    project: &str,
+    name: &str,
+    operation: &str,
+    wait: Option<Duration>,
+    printer: &Printer,
+) -> Result<OperationLock> {
     let deadline = crate::deploy::wait::deadline(wait.unwrap_or_default());
-    let name = container_name(project);
+    let name = name.to_string();
     let mut labels = Owner::me(operation).labels();
     labels.insert(labels::PROJECT.into(), project.to_string());
     loop {

@@ -21,6 +21,19 @@ pub struct StackStatus {
     pub endpoints: Vec<Endpoint>,
     pub last_backup: Option<Backup>,
     pub release: Option<String>,
+    /// The binlog archive, when point-in-time recovery is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binlog_archive: Option<ArchiveState>,
+}
+
+/// How the binlog archive stands against MySQL (DESIGN §13).
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveState {
+    pub files: usize,
+    /// Bytes of MySQL's binary log not archived yet; None when it cannot be compared.
+    pub lag_bytes: Option<u64>,
+    pub gap: Option<String>,
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,7 +138,8 @@ pub async fn collect(
             .iter()
             .map(|s| service_status(engine, project, s, current_container(&containers, s), resources)),
     );
-    let services: Vec<ServiceStatus> = rows.await.into_iter().collect::<Result<_>>()?;
+    let (rows, binlog_archive) = tokio::join!(rows, archive_state(engine, project, &containers));
+    let services: Vec<ServiceStatus> = rows.into_iter().collect::<Result<_>>()?;
     let release = containers
         .iter()
         .filter(|c| c.is_running())
@@ -137,7 +151,51 @@ pub async fn collect(
         endpoints,
         last_backup: last_backup(project),
         release,
+        binlog_archive,
     })
+}
+
+/// The archive's files, gap and lag, read within the probes' time: status stays fast.
+async fn archive_state(
+    engine: &Engine,
+    project: &Project,
+    containers: &[ContainerInfo],
+) -> Option<ArchiveState> {
+    use crate::backup::binlog;
+    if !crate::stack::pitr::enabled(&project.env) {
+        return None;
+    }
+    let problem = |p: &str| ArchiveState {
+        files: 0,
+        lag_bytes: None,
+        gap: None,
+        problem: Some(p.to_string()),
+    };
+    let Some(archiver) = running(containers, crate::stack::pitr::ARCHIVER_SERVICE) else {
+        return Some(problem("pricescan-binlog is not running: nothing is archived"));
+    };
+    let read = async {
+        let archive = binlog::list(engine, &archiver.id).await.ok()?;
+        let lag = match running(containers, crate::backup::catalog::MYSQL_SERVICE) {
+            Some(mysql) => binlog::lag(engine, &mysql.id, &archive).await,
+            None => None,
+        };
+        Some(ArchiveState {
+            files: archive.files.len(),
+            lag_bytes: lag,
+            gap: archive.gaps.last().cloned(),
+            problem: None,
+        })
+    };
+    match tokio::time::timeout(SAMPLE_TIMEOUT, read).await {
+        Ok(Some(state)) => Some(state),
+        Ok(None) => Some(problem("cannot read the binlog archive")),
+        Err(_) => Some(problem("the binlog archive did not answer in time")),
+    }
+}
+
+fn running<'c>(containers: &'c [ContainerInfo], service: &str) -> Option<&'c ContainerInfo> {
+    current_container(containers, service).filter(|c| c.is_running())
 }
 
 async fn service_status(

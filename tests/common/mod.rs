@@ -5,6 +5,7 @@
 
 pub mod lab;
 pub mod receivers;
+pub mod running;
 pub mod s3;
 
 use std::path::{Path, PathBuf};
@@ -61,9 +62,12 @@ impl TestProject {
     pub fn new(tag: &str) -> Self {
         require_engine();
         let name = format!("pst-{tag}-{}", std::process::id());
+        // The binlog archiver (BACKUP_PITR, on in new setups) runs only in the tests of
+        // point-in-time recovery, which turn it on; MySQL's binary log is on everywhere.
         let env = TEST_IMAGES
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain([("BACKUP_PITR".to_string(), "false".to_string())])
             .collect();
         Self {
             dir: tempfile::tempdir().expect("tempdir"),

@@ -13,11 +13,12 @@ use crate::output::{human_age, human_bytes};
 use crate::stack::Project;
 
 mod offsite;
+mod pitr;
 
 pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
     match args.command {
         None => take(ctx, args.only, args.reason, args.lock.wait).await,
-        Some(BackupCommand::List { remote: false }) => list(ctx),
+        Some(BackupCommand::List { remote: false }) => list(ctx).await,
         Some(BackupCommand::List { remote: true }) => {
             let project = ctx.project()?;
             offsite::list(ctx, &project).await
@@ -39,12 +40,16 @@ pub async fn run(ctx: &mut Context, args: BackupArgs) -> Result<ExitStatus> {
             let _lock = ctx.lock(&engine, &project, "backup pull", lock.wait).await?;
             offsite::pull(ctx, &project, &id).await
         }
+        Some(BackupCommand::Events { since, grep }) => pitr::events(ctx, since, grep).await,
+        Some(BackupCommand::Archive { once }) => pitr::archive(ctx, once).await,
         Some(BackupCommand::Prune { dry_run, lock }) => {
             let project = ctx.project()?;
             let engine = ctx.engine().await?;
             let _lock = ctx.lock(&engine, &project, "backup prune", lock.wait).await?;
             prune(ctx, &project, dry_run)?;
+            pitr::prune_archive(ctx, &project, dry_run).await?;
             offsite::prune(ctx, &project, dry_run).await?;
+            pitr::prune_remote_archive(ctx, &project, dry_run).await?;
             Ok(ExitStatus::Success)
         }
     }
@@ -112,7 +117,9 @@ async fn take(
     offsite::copy_after_backup(ctx, &project, &manifest, remote, streamed).await?;
     // Retention only after a successful backup and its off-site copy.
     prune(ctx, &project, false)?;
+    pitr::prune_archive(ctx, &project, false).await?;
     offsite::prune(ctx, &project, false).await?;
+    pitr::prune_remote_archive(ctx, &project, false).await?;
     Ok(ExitStatus::Success)
 }
 
@@ -157,18 +164,26 @@ fn write_metrics(
     metrics::update(project, &set);
 }
 
-fn list(ctx: &mut Context) -> Result<ExitStatus> {
+async fn list(ctx: &mut Context) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let all = catalog::list(&catalog::backup_root(&project))?;
     let decisions = retention::decide(&catalog::candidates(&all), catalog::policy(&project.env));
     let now = chrono::Utc::now();
+    let window = pitr::window(ctx, &project, &all).await;
     if ctx.printer.is_json() {
+        // Each backup that records its binlog position can be rolled forward to `to`.
         let items: Vec<serde_json::Value> = all
             .iter()
             .map(|b| {
+                let pitr = b
+                    .manifest
+                    .as_ref()
+                    .and_then(|m| m.binlog.as_ref())
+                    .and(window.as_ref());
                 serde_json::json!({
                     "id": b.id, "partial": b.partial, "size_bytes": b.size,
                     "manifest": b.manifest, "kept_because": decisions.get(&b.id),
+                    "point_in_time": pitr.map(pitr::Window::json),
                 })
             })
             .collect();
@@ -211,6 +226,9 @@ fn list(ctx: &mut Context) -> Result<ExitStatus> {
         &["ID", "REASON", "AGE", "SIZE", "STATUS", "VERIFIED", "RETENTION"],
         rows,
     );
+    for line in window.iter().flat_map(pitr::Window::lines) {
+        ctx.printer.info(&line);
+    }
     Ok(ExitStatus::Success)
 }
 

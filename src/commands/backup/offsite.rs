@@ -229,6 +229,11 @@ pub async fn list(ctx: &Context, project: &Project) -> Result<ExitStatus> {
     ));
     ctx.printer
         .table(&["ID", "SIZE", "STATUS", "VERIFIED", "RETENTION"], rows);
+    if crate::stack::pitr::enabled(&project.env)
+        && let Some(w) = super::pitr::offsite_window(project).await
+    {
+        ctx.printer.info(&w.line(None));
+    }
     Ok(ExitStatus::Success)
 }
 

@@ -194,6 +194,7 @@ pub fn task_rows(status: SwarmStatus) -> StackStatus {
         endpoints,
         last_backup: None,
         release: None,
+        binlog_archive: None,
     }
 }
 

@@ -48,6 +48,8 @@ init_database() {
   for f in /docker-entrypoint-initdb.d/*; do
     case "$f" in
       *.sql) echo "entrypoint: running $f"; MYSQL_PWD="$MYSQL_ROOT_PASSWORD" mariadb --socket="$socket" -uroot ${MYSQL_DATABASE:+"$MYSQL_DATABASE"} < "$f" ;;
+      # Sourced, as the official image sources a script that is not executable.
+      *.sh) echo "entrypoint: running $f"; . "$f" ;;
     esac
   done
   kill "$pid"
