@@ -7,7 +7,10 @@ use bollard::Docker;
 use std::time::Duration;
 
 /// How long to wait for the engine to answer before declaring it unreachable (exit 69).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A missing socket or a refused connection fails at once; this bounds only an engine that
+/// accepts and then says nothing. A busy engine on a loaded host (two cores running a dozen
+/// stacks) has taken over 2 s to answer `/version`, so the bound is generous.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Oldest engine that pricescan-ctl supports (DESIGN §3 setup).
 pub const MIN_ENGINE: (u32, u32) = (20, 10);
 
