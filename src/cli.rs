@@ -198,6 +198,9 @@ pub struct SetupArgs {
     /// Swarm: make this engine a one-node swarm manager if it is in no swarm
     #[arg(long)]
     pub init: bool,
+    /// Install the guard's systemd unit and enable it (Restart=always)
+    #[arg(long)]
+    pub guard: bool,
     /// Swarm: the node (ID or hostname) that holds MySQL's and Redis' data
     #[arg(long, value_name = "NODE")]
     pub data_node: Option<String>,

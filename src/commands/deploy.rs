@@ -6,7 +6,7 @@ use crate::backup::take;
 use crate::cli::{DeployArgs, DeployCommand};
 use crate::commands::context::Context;
 use crate::deploy::release::{self, API_SERVICE, Release};
-use crate::deploy::rollout::{self, Leftover, Outcome, Plan};
+use crate::deploy::rollout::{self, Plan};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
 use crate::notify::Event;
 use crate::notify::events;
@@ -75,29 +75,9 @@ async fn tell(ctx: &Context, project: &Project, kind: &str, result: &Result<Exit
     events::emit(project, &ctx.printer, event).await;
 }
 
-/// The named release, or the one before the current (or, for the first release, the image
-/// that served before it).
+/// The named release, or the one before the current; a usage error when there is none.
 fn rollback_target(ctx: &Context, project: &Project, named: Option<&str>) -> Result<Release> {
-    let all = read_history(ctx, project)?.releases;
-    let good: Vec<&Release> = all.iter().filter(|r| r.result == "succeeded").collect();
-    let found = match named {
-        Some(id) => good.iter().find(|r| r.id == id).map(|r| (*r).clone()),
-        None => good.last().and_then(|current| {
-            let earlier = good
-                .iter()
-                .rev()
-                .find(|r| r.image != current.image)
-                .map(|r| (*r).clone());
-            earlier.or_else(|| {
-                let image = current.previous_image.clone()?;
-                Some(Release {
-                    image,
-                    ..(*current).clone()
-                })
-            })
-        }),
-    };
-    found.ok_or_else(|| {
+    read_history(ctx, project)?.rollback_target(named).ok_or_else(|| {
         CtlError::usage(format!(
             "no release {} to roll back to",
             named.unwrap_or("before the current one")
@@ -141,18 +121,19 @@ async fn release(
     let previous = serving
         .map(|(id, _)| id)
         .or_else(|| history.current().map(|r| r.id.clone()));
-    let mut record = new_record(&stack, release_id, kind, image.clone(), previous, now).await?;
+    let mut record = Release::begin(
+        (&engine, &project),
+        release_id,
+        kind,
+        image.clone(),
+        previous,
+        now,
+    )
+    .await?;
     if !args.no_backup {
         record.backup = Some(pre_deploy_backup(ctx, &stack).await?);
     }
-    let hook_env = [
-        ("PRICESCAN_RELEASE", record.id.clone()),
-        ("PRICESCAN_IMAGE", record.image.clone()),
-        (
-            "PRICESCAN_PREVIOUS_RELEASE",
-            record.previous.clone().unwrap_or_default(),
-        ),
-    ];
+    let hook_env = hook_env(&record);
     run_hook(ctx, &project, "pre-deploy", &hook_env).await?;
     if let Some(cmd) = &args.migrate {
         migrate(ctx, &engine, &project, &record, cmd).await?;
@@ -166,7 +147,7 @@ async fn release(
         timeout: args.timeout,
         drain: crate::stack::rollout::api_drain(&project),
     };
-    let leftover = record_outcome(&project, &mut record, kind, stack.switch(&plan).await, now)?;
+    let leftover = rollout::record(&mut record, &project, kind, stack.switch(&plan).await, now)?;
     let history = read_history(ctx, &project)?;
     let warnings = rollout::settle(&plan, leftover, &history.releases).await;
     for w in &warnings {
@@ -182,6 +163,18 @@ async fn release(
         ctx.printer.warn(&format!("{}; the release is live", e.what));
     }
     report(ctx, &record)
+}
+
+/// What the pre- and post-deploy hooks are told of the release.
+fn hook_env(record: &Release) -> [(&'static str, String); 3] {
+    [
+        ("PRICESCAN_RELEASE", record.id.clone()),
+        ("PRICESCAN_IMAGE", record.image.clone()),
+        (
+            "PRICESCAN_PREVIOUS_RELEASE",
+            record.previous.clone().unwrap_or_default(),
+        ),
+    ]
 }
 
 fn report(ctx: &Context, record: &Release) -> Result<ExitStatus> {
@@ -216,38 +209,6 @@ async fn choose_image(
     Ok(image)
 }
 
-/// The release record before the switch: who, where, from what, to what.
-async fn new_record(
-    stack: &Stack<'_>,
-    id: String,
-    kind: &str,
-    image: String,
-    previous: Option<String>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Release> {
-    Ok(Release {
-        id,
-        kind: kind.to_string(),
-        digest: stack.engine.image_id(&image).await?,
-        image,
-        previous,
-        // What the running API was created from: the serving release's image, or the compose file's.
-        previous_image: stack.project.service(API_SERVICE).image.clone(),
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid())),
-        host: nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        started_at: now.to_rfc3339(),
-        finished_at: String::new(),
-        duration_s: 0.0,
-        result: String::new(),
-        backup: None,
-        message: None,
-    })
-}
-
 /// The pre-deploy backup's ID. A signal here drops the backup, whose guard removes its
 /// partial directory.
 async fn pre_deploy_backup(ctx: &Context, stack: &Stack<'_>) -> Result<String> {
@@ -262,52 +223,6 @@ async fn pre_deploy_backup(ctx: &Context, stack: &Stack<'_>) -> Result<String> {
     .map_err(|e| CtlError::failure("the pre-deploy backup failed; nothing was deployed").cause(e.what))?;
     ctx.printer.info(&format!("pre-deploy backup: {}", taken.id));
     Ok(taken.id)
-}
-
-/// Appends the switch's outcome to the history. Traffic that moved is recorded as
-/// succeeded before anything else; any other outcome is the command's error.
-fn record_outcome(
-    project: &Project,
-    record: &mut Release,
-    kind: &str,
-    outcome: Result<Outcome>,
-    started: chrono::DateTime<chrono::Utc>,
-) -> Result<Leftover> {
-    let mut finish = |result: &str, message: Option<String>| {
-        let finished = chrono::Utc::now();
-        record.finished_at = finished.to_rfc3339();
-        record.duration_s = ((finished - started).num_milliseconds() as f64) / 1000.0;
-        record.result = result.to_string();
-        record.message = message;
-        release::append(project, record)
-    };
-    match outcome {
-        Ok(Outcome::Switched(leftover)) => {
-            finish("succeeded", None)?;
-            Ok(leftover)
-        }
-        Ok(Outcome::RolledBack(e)) => {
-            finish("rolled_back", Some(e.what.clone()))?;
-            Err(CtlError::new(
-                ExitStatus::RolledBack,
-                format!(
-                    "{kind} of {} failed and was rolled back; the previous release is serving",
-                    record.image
-                ),
-            )
-            .cause(&e.what))
-        }
-        Ok(Outcome::Interrupted) => {
-            finish("rolled_back", Some("interrupted".into()))?;
-            Err(crate::sys::signals::interrupted(
-                "the previous release is serving",
-            ))
-        }
-        Err(e) => {
-            finish("failed", Some(e.what.clone()))?;
-            Err(e)
-        }
-    }
 }
 
 /// The release history, with a warning for each line that had to be skipped.

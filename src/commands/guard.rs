@@ -6,71 +6,82 @@
 
 use crate::cli::GuardArgs;
 use crate::commands::context::Context;
-use crate::deploy::converge::{Converger, Mode};
-use crate::deploy::release;
-use crate::deploy::wait::Goal;
+use crate::deploy::release::API_SERVICE;
 use crate::engine::{Engine, Event};
 use crate::error::{CtlError, ExitStatus, Result};
+use crate::guard::heal;
 use crate::guard::incident::{self, Incident};
 use crate::guard::watch::{Due, Finding, Watch};
 use crate::notify::Event as Notice;
-use crate::stack::{Project, rollout};
+use crate::stack::Project;
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Engine events kept for the next incident's report.
 const EVENTS_KEPT: usize = 50;
+/// A probe of the API through Nginx that takes longer has failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The guard's settings from .env.prod (DESIGN §14), each with its default.
+struct Settings {
+    unhealthy_for: Duration,
+    keep: Duration,
+    heal_timeout: Duration,
+    rollback_window: Duration,
+    probe_every: Duration,
+    engine_down_for: Duration,
+}
+
+impl Settings {
+    fn read(project: &Project) -> Result<Self> {
+        let env = &project.env;
+        let (second, minute) = (Duration::from_secs(1), Duration::from_secs(60));
+        Ok(Self {
+            unhealthy_for: env.duration("GUARD_UNHEALTHY_FOR", 30 * second, Duration::ZERO)?,
+            keep: env.duration("INCIDENT_KEEP", 90 * 24 * 60 * minute, minute)?,
+            heal_timeout: env.duration("GUARD_HEAL_TIMEOUT", 3 * minute, second)?,
+            rollback_window: env.duration("GUARD_ROLLBACK_WINDOW", 10 * minute, Duration::ZERO)?,
+            probe_every: env.duration("GUARD_PROBE_INTERVAL", 10 * second, second)?,
+            engine_down_for: env.duration("GUARD_ENGINE_DOWN_FOR", minute, Duration::ZERO)?,
+        })
+    }
+}
 
 pub async fn run(ctx: &mut Context, args: GuardArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
-    let unhealthy_for = setting(&project, "GUARD_UNHEALTHY_FOR", Duration::from_secs(30))?;
-    let keep = setting(&project, "INCIDENT_KEEP", Duration::from_secs(90 * 86400))?;
-    let heal_timeout = setting(&project, "GUARD_HEAL_TIMEOUT", Duration::from_secs(180))?;
+    let settings = Settings::read(&project)?;
     let engine = ctx.engine().await?;
     let scope = ctx.stack(&engine, &project)?.kind.lock_scope();
     let _one =
         crate::targets::lock::acquire_role(&engine, scope, &project.name, "guard", &ctx.printer).await?;
     let dir = incident::dir(&project.dir);
-    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let keep = chrono::Duration::from_std(settings.keep).unwrap_or(chrono::Duration::MAX);
     for id in incident::prune(&dir, keep, chrono::Utc::now()) {
         ctx.printer
             .info(&format!("incident {id} is older than INCIDENT_KEEP: removed"));
     }
     let mut guard = Guard {
-        watch: Watch::new(unhealthy_for),
+        watch: Watch::new(settings.unhealthy_for),
         events: VecDeque::new(),
-        unhealthy_for,
         wait: args.wait,
         scope,
         own: (0, 0),
-        heal_timeout,
+        last_event: None,
+        probe: crate::targets::status::api_probe_url(&project),
+        settings,
     };
     guard.seed(&engine, &project).await?;
     metrics(&project, true);
     ctx.printer.info(&format!(
         "guarding {}: a service unhealthy for {} is healed",
         project.name,
-        humantime::format_duration(unhealthy_for)
+        humantime::format_duration(guard.settings.unhealthy_for)
     ));
     guard.watch_loop(ctx, &engine, &project).await;
     metrics(&project, false);
     Ok(crate::sys::signals::first().map_or(ExitStatus::Success, |s| s.exit_status()))
-}
-
-/// A duration setting of .env.prod, or its default.
-fn setting(project: &Project, key: &str, default: Duration) -> Result<Duration> {
-    match project
-        .env
-        .get(key)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-    {
-        None => Ok(default),
-        Some(v) => crate::stack::units::parse_human_duration(&v).map_err(|e| {
-            CtlError::usage(format!("invalid {key} {v:?}: {e}")).hint("for example 30s, 2m or 90d")
-        }),
-    }
 }
 
 fn metrics(project: &Project, up: bool) {
@@ -96,13 +107,15 @@ fn metrics(project: &Project, up: bool) {
 struct Guard {
     watch: Watch,
     events: VecDeque<String>,
-    unhealthy_for: Duration,
+    settings: Settings,
     wait: Duration,
     scope: crate::engine::LockScope,
     /// The last heal's span (Unix nanos): what its own replacement did is no finding.
     own: (i64, i64),
-    /// How long a replacement may take to become healthy.
-    heal_timeout: Duration,
+    /// The newest event seen (Unix nanos): a new stream resumes from it.
+    last_event: Option<i64>,
+    /// The API's health through Nginx, when Nginx is published.
+    probe: Option<String>,
 }
 
 impl Guard {
@@ -121,7 +134,9 @@ impl Guard {
     }
 
     async fn watch_loop(&mut self, ctx: &Context, engine: &Engine, project: &Project) {
-        let mut events = Box::pin(engine.events(&project.name));
+        let mut events = Box::pin(engine.events(&project.name, None));
+        let mut probe = tokio::time::interval(self.settings.probe_every);
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.watch.next_deadline().map(tokio::time::Instant::from_std);
             let timer = async {
@@ -136,11 +151,15 @@ impl Guard {
                 e = events.next() => match e {
                     Some(Ok(e)) => self.observe(engine, project, &e).await,
                     _ => {
-                        ctx.printer.warn("the engine's event stream ended; reconnecting in 2s");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                        events = Box::pin(engine.events(&project.name));
+                        if !self.reconnect(ctx, engine, project).await {
+                            return;
+                        }
+                        // Resumes where it stopped: the engine replays what it still holds.
+                        let since = self.last_event.map(|t| t + 1);
+                        events = Box::pin(engine.events(&project.name, since));
                     }
                 },
+                // Before the probe: a probe that fails slowly must not starve what is due.
                 _ = timer => {
                     while let Some(due) = self.watch.due(Instant::now()) {
                         self.act(ctx, engine, project, due).await;
@@ -149,19 +168,92 @@ impl Guard {
                         }
                     }
                 }
+                _ = probe.tick(), if self.probe.is_some() => {
+                    self.probe_api(engine, project).await;
+                    // The next probe an interval after this one ended, however long it took.
+                    probe.reset();
+                }
             }
         }
     }
 
+    /// The event stream ended: retries with backoff (1 s, doubling to 30 s), alerts once the
+    /// engine has been away GUARD_ENGINE_DOWN_FOR, and looks at the stack again once it
+    /// answers. False when a signal came meanwhile.
+    async fn reconnect(&mut self, ctx: &Context, engine: &Engine, project: &Project) -> bool {
+        let lost = Instant::now();
+        let mut backoff = Duration::from_secs(1);
+        let mut alerted = false;
+        loop {
+            tokio::select! {
+                biased;
+                _ = crate::sys::signals::received() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            if engine.ping().await {
+                break;
+            }
+            if backoff == Duration::from_secs(1) {
+                ctx.printer
+                    .warn("the Docker engine does not answer: the guard cannot see the stack; retrying");
+                metrics(project, false);
+            }
+            if !alerted && lost.elapsed() >= self.settings.engine_down_for {
+                alerted = true;
+                let summary = format!(
+                    "the Docker engine has not answered for {}s: the guard can neither see nor heal {}",
+                    lost.elapsed().as_secs(),
+                    project.name
+                );
+                let next = "next: `systemctl status docker` and `journalctl -u docker` on the host".into();
+                notify(ctx, project, "guard.engine_down", summary, vec![next]).await;
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+        if backoff > Duration::from_secs(1) {
+            let away = lost.elapsed().as_secs();
+            ctx.printer
+                .info(&format!("the Docker engine answers again after {away}s"));
+            metrics(project, true);
+        }
+        if alerted {
+            let summary = format!(
+                "the Docker engine answers again; the guard watches {}",
+                project.name
+            );
+            notify(ctx, project, "guard.engine_back", summary, Vec::new()).await;
+        }
+        if let Err(e) = self.seed(engine, project).await {
+            ctx.printer
+                .warn(&format!("cannot look at the stack: {}", e.summary()));
+        }
+        true
+    }
+
+    /// The API's health through Nginx. What a deploy or restart does to it is theirs.
+    async fn probe_api(&mut self, engine: &Engine, project: &Project) {
+        if self.probe.is_none() {
+            return;
+        }
+        let passed = self.probe_passes().await;
+        if !passed {
+            // An unhealthy container is its own finding; a switch under way is the operation's.
+            let held = crate::targets::lock::holder(engine, self.scope, &project.name).await;
+            let healthy = heal::ready(engine, project, API_SERVICE).await;
+            if matches!(held, Ok(Some(_))) || !matches!(healthy, Ok(true)) {
+                return;
+            }
+        }
+        let what = if passed { "probe passed" } else { "probe failed" };
+        self.watch.observe(API_SERVICE, what, Instant::now());
+    }
+
     async fn observe(&mut self, engine: &Engine, project: &Project, e: &Event) {
+        self.last_event = Some(e.time_nanos);
         if e.service.is_empty() {
             return;
         }
-        let finding = matches!(
-            e.action.trim(),
-            "die" | "destroy" | "oom" | "health_status: unhealthy"
-        );
-        if finding && self.by_an_operation(engine, project, e).await {
+        if self.by_an_operation(engine, project, e).await {
             return;
         }
         let at = chrono::DateTime::from_timestamp_nanos(e.time_nanos);
@@ -177,10 +269,15 @@ impl Guard {
         self.watch.observe(&e.service, &e.action, Instant::now());
     }
 
-    /// Whether the guard's own heal or another operation (a deploy, a stop) did this.
+    /// Whether the guard's own heal did this (its old container failing as it drains), or
+    /// another operation stopped or removed a container on purpose. A health check failing
+    /// during another operation (a long backup) is still a finding, healed once it ends.
     async fn by_an_operation(&self, engine: &Engine, project: &Project, e: &Event) -> bool {
         if (self.own.0..=self.own.1).contains(&e.time_nanos) {
             return true;
+        }
+        if !matches!(e.action.trim(), "die" | "destroy" | "oom") {
+            return false;
         }
         let held = crate::targets::lock::holder(engine, self.scope, &project.name).await;
         matches!(held, Ok(Some(_)))
@@ -203,7 +300,7 @@ impl Guard {
                         .warn(&format!("cannot heal {service}: {}", e.summary()));
                 }
                 // Health events come on changes only: a heal that did not help is seen here.
-                if matches!(ready(engine, project, &service).await, Ok(false)) {
+                if matches!(heal::ready(engine, project, &service).await, Ok(false)) {
                     self.watch
                         .observe(&service, "health_status: unhealthy", Instant::now());
                 }
@@ -238,24 +335,19 @@ impl Guard {
         service: &str,
         finding: Finding,
     ) -> Result<()> {
-        let failing_since =
-            chrono::Utc::now() - chrono::Duration::from_std(self.unhealthy_for).unwrap_or_default();
-        let after = humantime::format_duration(self.unhealthy_for);
-        let detected = match finding {
-            Finding::Unhealthy => format!("unhealthy for more than {after}"),
-            Finding::Exited => {
-                format!("its container exited or went away, and nothing started it within {after}")
-            }
-        };
+        // Recovered by itself (or by an operation) meanwhile: nothing to report.
+        if self.recovered(engine, project, service, finding).await? {
+            self.watch.forget(service);
+            return Ok(());
+        }
+        let failing_since = self.first_failure(project, service, finding);
+        let detected = finding.detected(self.settings.unhealthy_for);
         let mut inc = Incident::open(service, detected, chrono::Utc::now());
         describe(engine, project, service, &mut inc, true).await;
         inc.events = self.events.iter().cloned().collect();
         save(ctx, project, &inc);
         let details = vec![format!("incident: pricescan-ctl incidents show {}", inc.id)];
-        let summary = match finding {
-            Finding::Unhealthy => format!("{service} is unhealthy: healing it"),
-            Finding::Exited => format!("{service} is down: bringing it back"),
-        };
+        let summary = finding.summary(service);
         notify(ctx, project, "incident.opened", summary, details).await;
         let t = Instant::now();
         let lock = match ctx.lock(engine, project, "guard", Some(self.wait)).await {
@@ -273,7 +365,7 @@ impl Guard {
         };
         inc.step("took the operation lock", Some(t.elapsed()));
         let outcome = self
-            .heal_under_lock(ctx, engine, project, service, &mut inc)
+            .heal_under_lock(ctx, (engine, project), (service, finding), &mut inc)
             .await;
         if let Err(e) = lock.release(&ctx.printer).await {
             ctx.printer
@@ -299,16 +391,31 @@ impl Guard {
         }
     }
 
+    /// When the service began to fail, for the time to recover: the health check's first
+    /// failed probe (its interval × (retries − 1) before `unhealthy`), or when it was seen.
+    fn first_failure(&self, project: &Project, service: &str, finding: Finding) -> DateTime<Utc> {
+        let seen = self.watch.since(service).unwrap_or_else(Instant::now);
+        let mut before = seen.elapsed();
+        if finding == Finding::Unhealthy {
+            let check = project.service(service).healthcheck.as_ref();
+            let interval = check
+                .and_then(|c| c.interval.as_ref())
+                .map_or(Duration::from_secs(30), |d| d.value);
+            let retries = check.and_then(|c| c.retries).unwrap_or(3);
+            before += interval * retries.saturating_sub(1);
+        }
+        Utc::now() - chrono::Duration::from_std(before).unwrap_or_default()
+    }
+
     /// Checked again under the lock: a deploy or a restart may have replaced it meanwhile.
     async fn heal_under_lock(
         &mut self,
         ctx: &Context,
-        engine: &Engine,
-        project: &Project,
-        service: &str,
+        (engine, project): (&Engine, &Project),
+        (service, finding): (&str, Finding),
         inc: &mut Incident,
     ) -> Result<()> {
-        if ready(engine, project, service).await? {
+        if self.recovered(engine, project, service, finding).await? {
             inc.step(
                 "healthy again before any action (it recovered, or an operation replaced it)",
                 None,
@@ -317,8 +424,24 @@ impl Guard {
             return Ok(());
         }
         let t = Instant::now();
-        let healed = heal(ctx, (engine, project), service, self.heal_timeout).await;
+        let stack = ctx.stack(engine, project)?;
+        let timeout = self.settings.heal_timeout;
+        // A young release that turns bad is rolled back; a removed container is not its fault.
+        let young = match heal::may_roll_back(service) && finding != Finding::Exited {
+            true => heal::young_release(engine, project, self.settings.rollback_window).await?,
+            false => None,
+        };
+        let healed = match &young {
+            Some(release) => heal::roll_back(&stack, release, timeout).await,
+            None => heal::restart(&stack, service, timeout).await,
+        };
         self.watch.healed(service, Instant::now());
+        let healed = match healed {
+            Ok(how) if finding == Finding::ProbeFailing && !self.probe_passes().await => Err(
+                CtlError::failure(format!("{how}, but the probe through Nginx still fails")),
+            ),
+            other => other,
+        };
         match healed {
             Ok(how) => {
                 inc.step(how, Some(t.elapsed()));
@@ -330,50 +453,30 @@ impl Guard {
             }
         }
     }
-}
 
-/// Replaces or restarts the service as `restart` does; says which.
-async fn heal(
-    ctx: &Context,
-    (engine, project): (&Engine, &Project),
-    service: &str,
-    timeout: Duration,
-) -> Result<String> {
-    let mut project = project.clone();
-    let containers = engine.project_containers(&project.name).await?;
-    release::adopt_serving(&mut project, &containers);
-    let board = ctx.printer.service_board(&[service.to_string()]);
-    let converger = Converger {
-        engine,
-        project: &project,
-        board: &board,
-        timeout,
-        drain: rollout::api_drain(&project),
-        containers,
-    };
-    match converger
-        .converge(service, Mode::Restart, Some(Goal::Ready))
-        .await?
-    {
-        Ok(_) if rollout::is_start_first(&project, service) => {
-            Ok("replaced start-first behind Nginx (the new container took over, the old one drained)".into())
+    async fn recovered(
+        &self,
+        engine: &Engine,
+        project: &Project,
+        service: &str,
+        finding: Finding,
+    ) -> Result<bool> {
+        // A loop looks ready between two exits.
+        if finding == Finding::RestartLoop {
+            return Ok(false);
         }
-        Ok(_) => Ok("restarted".into()),
-        Err(f) => Err(CtlError::failure(format!(
-            "{service} did not come back: {}",
-            f.reason
-        ))),
+        let ready = heal::ready(engine, project, service).await?;
+        Ok(ready && (finding != Finding::ProbeFailing || self.probe_passes().await))
     }
-}
 
-/// Whether the service's container runs and is healthy.
-async fn ready(engine: &Engine, project: &Project, service: &str) -> Result<bool> {
-    for c in engine.project_containers(&project.name).await? {
-        if c.service == service && c.is_running() && !c.is_oneoff() {
-            return Ok(engine.inspect(&c.id).await?.is_ready());
-        }
+    async fn probe_passes(&self) -> bool {
+        let Some(url) = &self.probe else { return true };
+        let client = reqwest::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
     }
-    Ok(false)
 }
 
 /// The containers' states, and (before) the serving release and the service's last log

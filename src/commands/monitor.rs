@@ -124,7 +124,7 @@ impl Feeds {
 }
 
 fn follow_events(engine: &Engine, project: &str, tx: mpsc::Sender<Update>) -> tokio::task::JoinHandle<()> {
-    let mut events = Box::pin(engine.events(project));
+    let mut events = Box::pin(engine.events(project, None));
     tokio::spawn(async move {
         while let Some(Ok(e)) = events.next().await {
             if tx.send(Update::Event(e)).await.is_err() {

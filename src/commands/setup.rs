@@ -90,6 +90,10 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
     if args.backup_key {
         backup_key(ctx, &project, &env_path, &mut changes)?;
     }
+    let guard = match args.guard {
+        true => guard_unit(ctx, &project, &mut changes),
+        false => Ok(()),
+    };
     match changes.0.len() {
         0 => ctx
             .printer
@@ -99,7 +103,35 @@ pub async fn run(ctx: &mut Context, args: SetupArgs) -> Result<ExitStatus> {
             if n == 1 { "" } else { "s" }
         )),
     }
-    Ok(ExitStatus::Success)
+    guard.map(|_| ExitStatus::Success)
+}
+
+/// `--guard`: the rendered unit, installed as pricescan-guard-<project>.service and enabled.
+/// Without systemd the unit is still installed, and the command fails saying so.
+fn guard_unit(ctx: &Context, project: &Project, changes: &mut Changes) -> Result<()> {
+    use crate::sys::systemd;
+    let rendered = project
+        .dir
+        .join(CONFIG_DIR)
+        .join("systemd/pricescan-guard.service");
+    let text =
+        std::fs::read_to_string(&rendered).context(|| format!("cannot read {}", rendered.display()))?;
+    let unit = format!("pricescan-guard-{}.service", project.name);
+    let path = systemd::unit_dir().join(&unit);
+    if systemd::install(&path, &text)? {
+        changes.add(ctx, format!("installed {}", path.display()));
+    }
+    if !systemd::running() {
+        return Err(CtlError::failure(format!(
+            "systemd is not running on this host: {unit} is installed but not enabled"
+        ))
+        .hint("run `pricescan-ctl guard` under the supervisor this host uses; it stays in the foreground"));
+    }
+    systemd::enable_now(&unit)?;
+    ctx.printer.info(&format!(
+        "guard: {unit} is enabled and running (`systemctl status {unit}`)"
+    ));
+    Ok(())
 }
 
 /// The binlog archiver's user on a MySQL that already has data (a new one gets it from

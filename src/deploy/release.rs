@@ -4,7 +4,7 @@
 //! history: appended with O_APPEND and fsync, never rewritten; a line that cannot be read is
 //! reported by number and skipped (DESIGN §8).
 
-use crate::engine::{ContainerInfo, labels};
+use crate::engine::{ContainerInfo, Engine, labels};
 use crate::error::{CtlError, Result};
 use crate::stack::Project;
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,65 @@ impl History {
 
     pub fn current(&self) -> Option<&Release> {
         self.releases.iter().rev().find(|r| r.result == "succeeded")
+    }
+
+    /// The named good release, or the one before the current (or, for the first release,
+    /// the image that served before it).
+    pub fn rollback_target(&self, named: Option<&str>) -> Option<Release> {
+        let good: Vec<&Release> = self.releases.iter().filter(|r| r.result == "succeeded").collect();
+        if let Some(id) = named {
+            return good.iter().find(|r| r.id == id).map(|r| (*r).clone());
+        }
+        let current = good.last()?;
+        let earlier = good.iter().rev().find(|r| r.image != current.image);
+        earlier.map(|r| (*r).clone()).or_else(|| {
+            let image = current.previous_image.clone()?;
+            Some(Release {
+                image,
+                ..(*current).clone()
+            })
+        })
+    }
+}
+
+impl Release {
+    /// The record before the switch: who, where, from what, to what.
+    pub async fn begin(
+        (engine, project): (&Engine, &Project),
+        id: String,
+        kind: &str,
+        image: String,
+        previous: Option<String>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Release> {
+        Ok(Release {
+            id,
+            kind: kind.to_string(),
+            digest: engine.image_id(&image).await?,
+            image,
+            previous,
+            // What the running API was created from: the serving release's image, or the compose file's.
+            previous_image: project.service(API_SERVICE).image.clone(),
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid())),
+            host: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            started_at: now.to_rfc3339(),
+            finished_at: String::new(),
+            duration_s: 0.0,
+            result: String::new(),
+            backup: None,
+            message: None,
+        })
+    }
+
+    /// When the release finished switching, if it did.
+    pub fn finished(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.finished_at)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
     }
 }
 

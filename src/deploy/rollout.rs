@@ -258,3 +258,46 @@ async fn clean_old(engine: &Engine, project: &Project, history: &[Release]) -> R
     }
     Ok(())
 }
+
+/// Appends the switch's outcome to the history. Traffic that moved is recorded as
+/// succeeded before anything else; any other outcome is the caller's error.
+pub fn record(
+    record: &mut Release,
+    project: &Project,
+    kind: &str,
+    outcome: Result<Outcome>,
+    started: chrono::DateTime<chrono::Utc>,
+) -> Result<Leftover> {
+    let mut finish = |result: &str, message: Option<String>| {
+        let finished = chrono::Utc::now();
+        record.finished_at = finished.to_rfc3339();
+        record.duration_s = ((finished - started).num_milliseconds() as f64) / 1000.0;
+        record.result = result.to_string();
+        record.message = message;
+        crate::deploy::release::append(project, record)
+    };
+    match outcome {
+        Ok(Outcome::Switched(leftover)) => {
+            finish("succeeded", None)?;
+            Ok(leftover)
+        }
+        Ok(Outcome::RolledBack(e)) => {
+            finish("rolled_back", Some(e.what.clone()))?;
+            let what = format!(
+                "{kind} of {} failed and was rolled back; the previous release is serving",
+                record.image
+            );
+            Err(CtlError::new(ExitStatus::RolledBack, what).cause(&e.what))
+        }
+        Ok(Outcome::Interrupted) => {
+            finish("rolled_back", Some("interrupted".into()))?;
+            Err(crate::sys::signals::interrupted(
+                "the previous release is serving",
+            ))
+        }
+        Err(e) => {
+            finish("failed", Some(e.what.clone()))?;
+            Err(e)
+        }
+    }
+}

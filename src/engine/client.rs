@@ -93,6 +93,14 @@ impl Engine {
         parse_version(&self.info.version) >= MIN_ENGINE
     }
 
+    /// Whether the engine answers `/_ping` within `CONNECT_TIMEOUT`.
+    pub async fn ping(&self) -> bool {
+        matches!(
+            tokio::time::timeout(CONNECT_TIMEOUT, self.docker.ping()).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// The engine's data root (images, containers, volumes), as its host sees it.
     pub async fn data_root(&self) -> Result<String> {
         let info = self

@@ -130,8 +130,10 @@ impl Engine {
             .map(move |item| item.map(Sample::from).map_err(|e| engine_error(&what, e)))
     }
 
-    /// Events of the project's containers (die, oom, restart, health_status, start...).
-    pub fn events(&self, project: &str) -> impl Stream<Item = Result<Event>> + use<> {
+    /// Events of the project's containers (die, oom, restart, health_status, start...), from
+    /// `since` (Unix nanos) when given: the engine replays what it still holds, so a watcher
+    /// that lost its connection misses nothing the engine remembers.
+    pub fn events(&self, project: &str, since: Option<i64>) -> impl Stream<Item = Result<Event>> + use<> {
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
             (
@@ -139,8 +141,16 @@ impl Engine {
                 vec![format!("{}={project}", labels::PROJECT)],
             ),
         ]);
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
-        self.docker.events(Some(options)).map(|item| {
+        let mut options = EventsOptionsBuilder::default().filters(&filters);
+        if let Some(nanos) = since {
+            let at = format!(
+                "{}.{:09}",
+                nanos.div_euclid(1_000_000_000),
+                nanos.rem_euclid(1_000_000_000)
+            );
+            options = options.since(&at);
+        }
+        self.docker.events(Some(options.build())).map(|item| {
             let e = item.map_err(|e| engine_error("the engine's event stream failed", e))?;
             let actor = e.actor.unwrap_or_default();
             let attrs = actor.attributes.unwrap_or_default();

@@ -1,5 +1,7 @@
-//! The guard (DESIGN §14): what it watches for, when it heals, and the incident reports it
-//! writes. Pure decisions and files; `commands/guard.rs` drives the engine.
+//! The guard (DESIGN §14): what it watches for and when it heals (`watch`, pure), how it
+//! heals (`heal`, under the caller's lock), and the incident reports it writes (`incident`).
+//! `commands/guard.rs` drives them from the engine's events.
 
+pub mod heal;
 pub mod incident;
 pub mod watch;

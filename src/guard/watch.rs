@@ -1,7 +1,8 @@
-//! When the guard heals (DESIGN §14): a service unhealthy, or whose container exited or went
-//! away without an operation, for longer than GUARD_UNHEALTHY_FOR (so that the engine's
-//! restart policy has its chance first), unless it was healed 3 times in the last 15 minutes, when the guard
-//! gives up on it and says so once. Driven by the engine's events and a timer for the next
+//! When the guard heals (DESIGN §14): a service unhealthy, whose container exited or went
+//! away without an operation, or whose probe through Nginx fails, for longer than
+//! GUARD_UNHEALTHY_FOR (so that the engine's restart policy has its chance first); a restart
+//! loop at once. Unless it was healed 3 times in the last 15 minutes, when the guard gives
+//! up on it and says so once. Driven by the engine's events and a timer for the next
 //! deadline: nothing polls.
 
 use std::collections::{HashMap, VecDeque};
@@ -10,12 +11,16 @@ use std::time::{Duration, Instant};
 /// Heals of one service within `HEAL_WINDOW` before the guard gives up on it.
 pub const MAX_HEALS: usize = 3;
 pub const HEAL_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// More exits than this within `LOOP_WINDOW` is a restart loop.
+pub const LOOP_EXITS: usize = 3;
+pub const LOOP_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, Default)]
 pub struct Watch {
     unhealthy_for: Duration,
     since: HashMap<String, (Instant, Finding)>,
     heals: HashMap<String, VecDeque<Instant>>,
+    exits: HashMap<String, VecDeque<Instant>>,
     given_up: HashMap<String, Instant>,
 }
 
@@ -25,6 +30,39 @@ pub enum Finding {
     Unhealthy,
     /// Its container exited or was removed, and nothing started it again.
     Exited,
+    /// The engine restarted it more than `LOOP_EXITS` times within `LOOP_WINDOW`.
+    RestartLoop,
+    /// Its container looks healthy, but the API fails its probe through Nginx.
+    ProbeFailing,
+}
+
+impl Finding {
+    /// What was detected, for the incident report.
+    pub fn detected(self, unhealthy_for: Duration) -> String {
+        let after = humantime::format_duration(unhealthy_for);
+        match self {
+            Finding::Unhealthy => format!("unhealthy for more than {after}"),
+            Finding::Exited => {
+                format!("its container exited or went away, and nothing started it within {after}")
+            }
+            Finding::RestartLoop => {
+                format!("a restart loop: more than {LOOP_EXITS} exits within 5 minutes")
+            }
+            Finding::ProbeFailing => {
+                format!("its container looks healthy, but its probe through Nginx failed for {after}")
+            }
+        }
+    }
+
+    /// The line that opens the incident's notification.
+    pub fn summary(self, service: &str) -> String {
+        match self {
+            Finding::Unhealthy => format!("{service} is unhealthy: healing it"),
+            Finding::Exited => format!("{service} is down: bringing it back"),
+            Finding::RestartLoop => format!("{service} restarts in a loop: healing it"),
+            Finding::ProbeFailing => format!("{service} fails its probe through Nginx: replacing it"),
+        }
+    }
 }
 
 /// What is due for a service.
@@ -47,12 +85,23 @@ impl Watch {
     /// service. The caller leaves out what an operation did (a deploy's old container dies).
     pub fn observe(&mut self, service: &str, action: &str, now: Instant) {
         match action.trim() {
+            // The container's own check failing says more than the probe through Nginx.
             "health_status: unhealthy" => {
-                self.since
+                let seen = self
+                    .since
                     .entry(service.to_string())
                     .or_insert((now, Finding::Unhealthy));
+                if seen.1 == Finding::ProbeFailing {
+                    seen.1 = Finding::Unhealthy;
+                }
             }
-            "die" | "destroy" | "oom" => {
+            "die" | "oom" => {
+                self.since
+                    .entry(service.to_string())
+                    .or_insert((now, Finding::Exited));
+                self.count_exit(service, now);
+            }
+            "destroy" => {
                 self.since
                     .entry(service.to_string())
                     .or_insert((now, Finding::Exited));
@@ -61,6 +110,15 @@ impl Watch {
             "start" => {
                 self.since
                     .retain(|s, (_, f)| s != service || *f != Finding::Exited);
+            }
+            "probe failed" => {
+                self.since
+                    .entry(service.to_string())
+                    .or_insert((now, Finding::ProbeFailing));
+            }
+            "probe passed" => {
+                self.since
+                    .retain(|s, (_, f)| s != service || *f != Finding::ProbeFailing);
             }
             // Healthy again (an operator fixed it, or it recovered): looked after again.
             "health_status: healthy" => {
@@ -71,9 +129,31 @@ impl Watch {
         }
     }
 
+    /// A loop is due at once: waiting longer only restarts it more.
+    fn count_exit(&mut self, service: &str, now: Instant) {
+        let exits = self.exits.entry(service.to_string()).or_default();
+        exits.push_back(now);
+        while exits
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LOOP_WINDOW)
+        {
+            exits.pop_front();
+        }
+        if exits.len() > LOOP_EXITS {
+            let due_now = now.checked_sub(self.unhealthy_for).unwrap_or(now);
+            self.since
+                .insert(service.to_string(), (due_now, Finding::RestartLoop));
+        }
+    }
+
     /// The service is healthy again, or its container went away with a deploy.
     pub fn forget(&mut self, service: &str) {
         self.since.remove(service);
+    }
+
+    /// Since when the service's finding stands.
+    pub fn since(&self, service: &str) -> Option<Instant> {
+        self.since.get(service).map(|(t, _)| *t)
     }
 
     pub fn is_unhealthy(&self, service: &str) -> bool {
@@ -115,6 +195,7 @@ impl Watch {
     pub fn healed(&mut self, service: &str, now: Instant) {
         self.heals.entry(service.to_string()).or_default().push_back(now);
         self.since.remove(service);
+        self.exits.remove(service);
     }
 }
 
@@ -178,5 +259,50 @@ mod tests {
         w.observe("mysql", "destroy", at(11));
         assert_eq!(w.due(at(39)), None);
         assert_eq!(w.due(at(40)), Some(Due::Heal("mysql".into(), Finding::Exited)));
+    }
+
+    #[test]
+    fn a_fourth_exit_within_five_minutes_is_a_loop_due_at_once() {
+        let t0 = Instant::now() + Duration::from_secs(3600);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = Watch::new(Duration::from_secs(30));
+        for i in 0..3 {
+            w.observe("api", "die", at(i * 100));
+            w.observe("api", "start", at(i * 100 + 1));
+        }
+        assert_eq!(
+            w.due(at(301)),
+            None,
+            "three exits in five minutes: not yet a loop"
+        );
+        w.observe("api", "die", at(310));
+        w.observe("api", "start", at(311));
+        assert_eq!(w.due(at(312)), None, "the first exit is older than five minutes");
+        w.observe("api", "die", at(320));
+        w.observe("api", "start", at(321));
+        assert_eq!(
+            w.due(at(321)),
+            Some(Due::Heal("api".into(), Finding::RestartLoop))
+        );
+        w.healed("api", at(330));
+        w.observe("api", "die", at(340));
+        w.observe("api", "start", at(341));
+        assert_eq!(w.due(at(400)), None, "a heal starts the count again");
+    }
+
+    #[test]
+    fn a_failing_probe_is_healed_after_the_same_wait_and_a_passing_one_clears_it() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = Watch::new(Duration::from_secs(30));
+        w.observe("api", "probe failed", at(0));
+        w.observe("api", "probe passed", at(10));
+        assert_eq!(w.due(at(60)), None);
+        w.observe("api", "probe failed", at(60));
+        w.observe("api", "probe failed", at(70));
+        assert_eq!(
+            w.due(at(90)),
+            Some(Due::Heal("api".into(), Finding::ProbeFailing))
+        );
     }
 }

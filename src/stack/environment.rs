@@ -53,6 +53,31 @@ impl Environment {
         process_env(key).or_else(|| self.file_value(key).map(str::to_string))
     }
 
+    /// A duration setting (`30s`, `10m`, `90d`), `default` when unset or empty. Shorter than
+    /// `at_least`, or not a duration, is a usage error naming where the value is set.
+    pub fn duration(
+        &self,
+        key: &str,
+        default: std::time::Duration,
+        at_least: std::time::Duration,
+    ) -> Result<std::time::Duration, crate::error::CtlError> {
+        let Some(text) = self.get(key).filter(|v| !v.trim().is_empty()) else {
+            return Ok(default);
+        };
+        let bad = |why: String| {
+            crate::error::CtlError::usage(format!("{}: {key}: {why}", self.location_of(key)))
+                .hint("for example 30s, 10m or 90d")
+        };
+        match super::units::parse_human_duration(text.trim()) {
+            Ok(d) if d >= at_least => Ok(d),
+            Ok(_) => Err(bad(format!(
+                "must be at least {}",
+                humantime::format_duration(at_least)
+            ))),
+            Err(e) => Err(bad(e)),
+        }
+    }
+
     pub fn file_value(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()

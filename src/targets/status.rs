@@ -284,6 +284,14 @@ fn drift(project: &Project, service: &str, c: &ContainerInfo, image_id: Option<&
 }
 
 /// The HTTP endpoints an operator cares about, from the published ports in the model.
+/// The URL of the API's health through Nginx, when the stack publishes Nginx.
+pub fn api_probe_url(project: &Project) -> Option<String> {
+    endpoints(project)
+        .into_iter()
+        .find(|(name, _)| name == "api via nginx")
+        .map(|(_, url)| url)
+}
+
 fn endpoints(project: &Project) -> Vec<(String, String)> {
     let active = project.active_services();
     let url = |service: &str, target: u16, path: &str| -> Option<String> {

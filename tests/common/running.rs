@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 pub struct Running {
     pub child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every stdout line taken so far, for the message when a wait fails.
+    seen: std::cell::RefCell<Vec<String>>,
+    /// Read as it comes, so that a chatty process never blocks on a full pipe.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stderr_reader: std::thread::JoinHandle<()>,
 }
 
 pub fn spawn(p: &TestProject, args: &[&str]) -> Running {
@@ -27,21 +32,43 @@ pub fn spawn(p: &TestProject, args: &[&str]) -> Running {
             let _ = tx.send(line);
         }
     });
-    Running { child, lines }
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (err, into) = (child.stderr.take().unwrap(), stderr.clone());
+    let stderr_reader = std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            into.lock().unwrap().push_str(&format!("{line}\n"));
+        }
+    });
+    Running {
+        child,
+        lines,
+        seen: Default::default(),
+        stderr,
+        stderr_reader,
+    }
 }
 
 impl Running {
-    /// Waits for a stdout line containing `needle`.
-    pub fn wait_for(&self, needle: &str) {
+    /// Waits for a stdout line containing `needle`, and returns it.
+    pub fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(180);
         while Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200))
-                && line.contains(needle)
-            {
-                return;
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                self.seen.borrow_mut().push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
             }
         }
-        panic!("no line with {needle:?} within 180 s");
+        panic!(
+            "no line with {needle:?} within 180 s; stdout so far:\n{}\nstderr so far:\n{}",
+            self.seen.borrow().join("\n"),
+            self.stderr()
+        );
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     pub fn signal(&self, sig: &str) {
@@ -53,12 +80,12 @@ impl Running {
     }
 
     /// Exit code and stderr.
-    pub fn finish(self) -> (Option<i32>, String) {
-        let out = self.child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        // The reader ends with the pipe.
+        let _ = self.stderr_reader.join();
+        let stderr = self.stderr.lock().unwrap().clone();
+        (status.code(), stderr)
     }
 }
 

@@ -463,18 +463,10 @@ async fn tell(
 
 /// BACKUP_PITR_SHIP_INTERVAL, 10 s unless set.
 fn ship_interval(project: &Project) -> Result<std::time::Duration> {
-    let text = project
+    let second = std::time::Duration::from_secs(1);
+    project
         .env
-        .get("BACKUP_PITR_SHIP_INTERVAL")
-        .filter(|v| !v.trim().is_empty());
-    let Some(text) = text else {
-        return Ok(std::time::Duration::from_secs(10));
-    };
-    match crate::stack::units::parse_duration(text.trim()) {
-        Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(d),
-        Ok(_) => Err(CtlError::usage("BACKUP_PITR_SHIP_INTERVAL must be at least 1s")),
-        Err(e) => Err(CtlError::usage(format!("BACKUP_PITR_SHIP_INTERVAL: {e}"))),
-    }
+        .duration("BACKUP_PITR_SHIP_INTERVAL", 10 * second, second)
 }
 
 /// Off-site retention of the binlog archive, after the off-site backups' own: the chunks of
