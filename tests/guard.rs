@@ -534,3 +534,64 @@ fn a_restart_loop_is_healed_at_once_then_given_up_after_three_heals() {
     guard.signal("-TERM");
     assert_eq!(guard.finish().0, Some(143));
 }
+
+/// A self-signed certificate for `name`, valid for `days`, as TLS_CERT_DIR's fullchain.pem.
+fn certificate(p: &TestProject, name: &str, days: u32) {
+    let dir = p.file("config/tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ok = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj"])
+        .arg(format!("/CN={name}"))
+        .args(["-addext", &format!("subjectAltName=DNS:{name}")])
+        .args(["-days", &days.to_string(), "-keyout"])
+        .arg(dir.join("privkey.pem"))
+        .arg("-out")
+        .arg(dir.join("fullchain.pem"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+}
+
+#[test]
+fn an_expiring_certificate_is_reported_once_never_acted_on_and_resolved_when_renewed() {
+    let hook = HttpReceiver::start();
+    let mut p = TestProject::new("guardcare");
+    p.set_env("GUARD_DOCTOR_INTERVAL", "1s");
+    p.set_env("NGINX_TLS", "on");
+    p.set_env("SERVER_NAME", "shop.example");
+    p.set_env("NOTIFY_WEBHOOK_URL", &format!("{}/hook", hook.url));
+    p.ok(&["setup", "--skip-images"]);
+    certificate(&p, "shop.example", 10);
+    let before = std::fs::read(p.file("config/tls/fullchain.pem")).unwrap();
+    let guard = spawn(&p, &["guard"]);
+    let line = guard.wait_for("(reported)");
+    assert!(line.contains("reported only"), "{line}");
+    let opened = hook.wait_for("/hook", "incident.opened");
+    assert!(
+        opened.body.contains("certificate expires") && opened.body.contains("does not act"),
+        "{}",
+        opened.body
+    );
+    // Seen again and again: one report, and the certificate is left as it was.
+    std::thread::sleep(Duration::from_secs(4));
+    let listed = json(&p.ok(&["--json", "incidents"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+    assert_eq!(listed[0]["service"], "doctor-tls", "{listed:#}");
+    assert_eq!(listed[0]["outcome"], "reported", "{listed:#}");
+    assert_eq!(std::fs::read(p.file("config/tls/fullchain.pem")).unwrap(), before);
+    // A guard started again does not report it twice.
+    guard.signal("-TERM");
+    assert_eq!(guard.finish().0, Some(143));
+    let guard = spawn(&p, &["guard"]);
+    guard.wait_for("guarding");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(json(&p.ok(&["--json", "incidents"])).as_array().unwrap().len(), 1);
+    // Renewed: resolved.
+    certificate(&p, "shop.example", 365);
+    guard.wait_for("(resolved)");
+    hook.wait_for("/hook", "incident.resolved");
+    let listed = json(&p.ok(&["--json", "incidents"]));
+    assert_eq!(listed[0]["outcome"], "resolved", "{listed:#}");
+    guard.signal("-TERM");
+    assert_eq!(guard.finish().0, Some(143));
+}

@@ -9,6 +9,7 @@ use crate::commands::context::Context;
 use crate::deploy::release::API_SERVICE;
 use crate::engine::{Engine, Event};
 use crate::error::{CtlError, ExitStatus, Result};
+use crate::guard::care::{Care, Signal};
 use crate::guard::heal;
 use crate::guard::incident::{self, Incident};
 use crate::guard::watch::{Due, Finding, Watch};
@@ -32,6 +33,7 @@ struct Settings {
     rollback_window: Duration,
     probe_every: Duration,
     engine_down_for: Duration,
+    doctor_every: Duration,
 }
 
 impl Settings {
@@ -45,6 +47,7 @@ impl Settings {
             rollback_window: env.duration("GUARD_ROLLBACK_WINDOW", 10 * minute, Duration::ZERO)?,
             probe_every: env.duration("GUARD_PROBE_INTERVAL", 10 * second, second)?,
             engine_down_for: env.duration("GUARD_ENGINE_DOWN_FOR", minute, Duration::ZERO)?,
+            doctor_every: env.duration("GUARD_DOCTOR_INTERVAL", 15 * minute, second)?,
         })
     }
 }
@@ -70,6 +73,7 @@ pub async fn run(ctx: &mut Context, args: GuardArgs) -> Result<ExitStatus> {
         own: (0, 0),
         last_event: None,
         probe: crate::targets::status::api_probe_url(&project),
+        care: Care::load(&dir),
         settings,
     };
     guard.seed(&engine, &project).await?;
@@ -116,6 +120,8 @@ struct Guard {
     last_event: Option<i64>,
     /// The API's health through Nginx, when Nginx is published.
     probe: Option<String>,
+    /// The doctor's care signals, reported and never acted on.
+    care: Care,
 }
 
 impl Guard {
@@ -137,6 +143,8 @@ impl Guard {
         let mut events = Box::pin(engine.events(&project.name, None));
         let mut probe = tokio::time::interval(self.settings.probe_every);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut doctor = tokio::time::interval(self.settings.doctor_every);
+        doctor.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.watch.next_deadline().map(tokio::time::Instant::from_std);
             let timer = async {
@@ -172,6 +180,10 @@ impl Guard {
                     self.probe_api(engine, project).await;
                     // The next probe an interval after this one ended, however long it took.
                     probe.reset();
+                }
+                _ = doctor.tick() => {
+                    self.look_after(ctx, engine, project).await;
+                    doctor.reset();
                 }
             }
         }
@@ -228,6 +240,37 @@ impl Guard {
                 .warn(&format!("cannot look at the stack: {}", e.summary()));
         }
         true
+    }
+
+    /// The doctor's care signals: each reported once (an incident and a notification), and
+    /// resolved once it clears. Nothing is acted on.
+    async fn look_after(&mut self, ctx: &Context, engine: &Engine, project: &Project) {
+        let signals: Vec<Signal> = crate::doctor::examine(engine, project)
+            .await
+            .into_iter()
+            .filter(|f| f.care && f.status != crate::doctor::Level::Ok)
+            .map(|f| Signal {
+                check: f.check.to_string(),
+                message: f.message,
+                fix: f.fix,
+            })
+            .collect();
+        let changes = self.care.update(&signals, Utc::now());
+        for inc in &changes.opened {
+            save(ctx, project, inc);
+            let summary = format!("{}: reported; the guard does not act on it", inc.detected);
+            let details = vec![format!("incident: pricescan-ctl incidents show {}", inc.id)];
+            notify(ctx, project, "incident.opened", summary, details).await;
+        }
+        for inc in &changes.resolved {
+            save(ctx, project, inc);
+            let check = inc.service.trim_start_matches("doctor-");
+            let summary = format!("{check}: ok again ({})", inc.detected);
+            notify(ctx, project, "incident.resolved", summary, Vec::new()).await;
+        }
+        if !changes.opened.is_empty() || !changes.resolved.is_empty() {
+            metrics(project, true);
+        }
     }
 
     /// The API's health through Nginx. What a deploy or restart does to it is theirs.

@@ -90,9 +90,10 @@ pub fn age(newest: Option<(&str, DateTime<Utc>)>, now: DateTime<Utc>, hour: u32,
                 "the newest backup, {id}, is {ago} old: the nightly run at {hour:02}:{minute:02} UTC made none since"
             ),
             "see why the scheduled run failed (cron mail, `journalctl -u pricescan-backup`), then `pricescan-ctl backup`",
-        );
+        )
+        .care();
     }
-    Finding::ok(CHECK, format!("the newest backup, {id}, is {ago} old"))
+    Finding::ok(CHECK, format!("the newest backup, {id}, is {ago} old")).care()
 }
 
 fn deep_verified(complete: &[&OnDisk], now: DateTime<Utc>) -> Finding {
@@ -234,7 +235,8 @@ async fn data_root(engine: &Engine) -> Finding {
                 human_bytes(total)
             ),
             "`pricescan-ctl cleanup` frees old release images and build cache",
-        ),
+        )
+        .care(),
         Ok((free, total)) => Finding::ok(
             "disk",
             format!(

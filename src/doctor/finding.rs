@@ -17,6 +17,10 @@ pub struct Finding {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// An operator-care signal (a backup overdue, a disk filling, a certificate expiring, the
+    /// binlog archive lagging) that the guard reports when it is not ok (DESIGN §14).
+    #[serde(skip)]
+    pub care: bool,
 }
 
 impl Finding {
@@ -26,7 +30,14 @@ impl Finding {
             status: Level::Ok,
             message: message.into(),
             fix: None,
+            care: false,
         }
+    }
+
+    /// Marks it as an operator-care signal.
+    pub fn care(mut self) -> Self {
+        self.care = true;
+        self
     }
 
     pub fn warn(check: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Self {

@@ -71,7 +71,8 @@ async fn archive(engine: &Engine, archiver: &str, mysql: &str) -> Finding {
             CHECK,
             format!("the binlog archive has a gap: {gap}"),
             "take a backup now (`pricescan-ctl backup`): a restore --to can only roll forward from after the gap",
-        );
+        )
+        .care();
     }
     if let Some(first) = archive.files.first() {
         let from = crate::stack::pitr::Position {
@@ -86,7 +87,7 @@ async fn archive(engine: &Engine, archiver: &str, mysql: &str) -> Finding {
             );
         }
     }
-    match binlog::lag(engine, mysql, &archive).await {
+    let lag = match binlog::lag(engine, mysql, &archive).await {
         Some(0) => Finding::ok(
             CHECK,
             format!(
@@ -104,5 +105,6 @@ async fn archive(engine: &Engine, archiver: &str, mysql: &str) -> Finding {
             "cannot compare the binlog archive with MySQL",
             "`pricescan-ctl logs -s binlog`",
         ),
-    }
+    };
+    lag.care()
 }

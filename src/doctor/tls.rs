@@ -87,7 +87,7 @@ fn expiry(not_after: i64, now: i64) -> Finding {
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_default();
     let fix = "renew it (e.g. `certbot renew`), copy it to TLS_CERT_DIR, then `pricescan-ctl restart pricescan-nginx`";
-    match days {
+    let found = match days {
         d if not_after <= now => Finding::fail(
             CHECK,
             format!("the certificate expired on {date}, {} days ago", -d),
@@ -107,7 +107,8 @@ fn expiry(not_after: i64, now: i64) -> Finding {
             CHECK,
             format!("the certificate is valid for {d} more days ({date})"),
         ),
-    }
+    };
+    found.care()
 }
 
 fn within(days: i64) -> String {
