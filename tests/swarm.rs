@@ -12,6 +12,8 @@ mod data;
 mod deploy;
 #[path = "swarm/doctor.rs"]
 mod doctor;
+#[path = "swarm/guard.rs"]
+mod guard;
 #[path = "swarm/monitor.rs"]
 mod monitor;
 
@@ -155,6 +157,7 @@ fn the_stack_runs_on_a_three_node_swarm_and_survives_a_lost_worker() {
     }
     assert_eq!(status["healthy"], true, "{status:#}");
     monitor::each_task_shows_its_node_and_rates(&mut p, &data);
+    guard::records_the_swarms_replacement_of_a_killed_task(&mut p, &api);
 
     // A worker that runs an API task but neither Nginx nor the data is lost under load.
     let victim = (2..=3)

@@ -56,7 +56,8 @@ pub async fn run(ctx: &mut Context, args: GuardArgs) -> Result<ExitStatus> {
     let project = ctx.project()?;
     let settings = Settings::read(&project)?;
     let engine = ctx.engine().await?;
-    let scope = ctx.stack(&engine, &project)?.kind.lock_scope();
+    let kind = ctx.stack(&engine, &project)?.kind;
+    let scope = kind.lock_scope();
     let _one =
         crate::targets::lock::acquire_role(&engine, scope, &project.name, "guard", &ctx.printer).await?;
     let dir = incident::dir(&project.dir);
@@ -64,6 +65,10 @@ pub async fn run(ctx: &mut Context, args: GuardArgs) -> Result<ExitStatus> {
     for id in incident::prune(&dir, keep, chrono::Utc::now()) {
         ctx.printer
             .info(&format!("incident {id} is older than INCIDENT_KEEP: removed"));
+    }
+    if kind == crate::targets::TargetKind::Swarm {
+        let every = (settings.probe_every, settings.heal_timeout);
+        return swarm(ctx, &engine, &project, scope, every).await;
     }
     let mut guard = Guard {
         watch: Watch::new(settings.unhealthy_for),
@@ -77,35 +82,40 @@ pub async fn run(ctx: &mut Context, args: GuardArgs) -> Result<ExitStatus> {
         settings,
     };
     guard.seed(&engine, &project).await?;
-    metrics(&project, true);
+    incident::metrics(&project, true);
     ctx.printer.info(&format!(
         "guarding {}: a service unhealthy for {} is healed",
         project.name,
         humantime::format_duration(guard.settings.unhealthy_for)
     ));
     guard.watch_loop(ctx, &engine, &project).await;
-    metrics(&project, false);
+    incident::metrics(&project, false);
     Ok(crate::sys::signals::first().map_or(ExitStatus::Success, |s| s.exit_status()))
 }
 
-fn metrics(project: &Project, up: bool) {
-    let (all, _) = incident::list(&incident::dir(&project.dir));
-    let mut set = vec![("pricescan_guard_up".to_string(), u8::from(up).to_string())];
-    let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
-    for i in &all {
-        *counts.entry((i.service.clone(), i.outcome.clone())).or_default() += 1;
-    }
-    for ((service, outcome), n) in counts {
-        set.push((
-            format!("pricescan_incidents_total{{service=\"{service}\",outcome=\"{outcome}\"}}"),
-            n.to_string(),
-        ));
-    }
-    if let Some(s) = all.iter().rev().find_map(|i| i.recovery_seconds) {
-        set.push(("pricescan_incident_last_recovery_seconds".into(), s.to_string()));
-    }
-    let set: Vec<(&str, String)> = set.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-    crate::backup::metrics::update_file(project, "pricescan_guard.prom", &set);
+/// On swarm the swarm heals; the guard records its replacements (DESIGN §14).
+async fn swarm(
+    ctx: &Context,
+    engine: &Engine,
+    project: &Project,
+    scope: crate::engine::LockScope,
+    (every, wait_back): (Duration, Duration),
+) -> Result<ExitStatus> {
+    incident::metrics(project, true);
+    ctx.printer.info(&format!(
+        "guarding {} on swarm: the swarm replaces failed tasks, and each replacement is recorded",
+        project.name
+    ));
+    let watch = crate::guard::swarm::SwarmGuard {
+        engine,
+        project,
+        printer: &ctx.printer,
+        scope,
+        every,
+    };
+    watch.run(wait_back).await;
+    incident::metrics(project, false);
+    Ok(crate::sys::signals::first().map_or(ExitStatus::Success, |s| s.exit_status()))
 }
 
 struct Guard {
@@ -208,7 +218,7 @@ impl Guard {
             if backoff == Duration::from_secs(1) {
                 ctx.printer
                     .warn("the Docker engine does not answer: the guard cannot see the stack; retrying");
-                metrics(project, false);
+                incident::metrics(project, false);
             }
             if !alerted && lost.elapsed() >= self.settings.engine_down_for {
                 alerted = true;
@@ -226,7 +236,7 @@ impl Guard {
             let away = lost.elapsed().as_secs();
             ctx.printer
                 .info(&format!("the Docker engine answers again after {away}s"));
-            metrics(project, true);
+            incident::metrics(project, true);
         }
         if alerted {
             let summary = format!(
@@ -269,7 +279,7 @@ impl Guard {
             notify(ctx, project, "incident.resolved", summary, Vec::new()).await;
         }
         if !changes.opened.is_empty() || !changes.resolved.is_empty() {
-            metrics(project, true);
+            incident::metrics(project, true);
         }
     }
 
@@ -349,7 +359,7 @@ impl Guard {
                 }
             }
         }
-        metrics(project, true);
+        incident::metrics(project, true);
     }
 
     async fn give_up(&mut self, ctx: &Context, project: &Project, service: &str) {

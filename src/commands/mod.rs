@@ -40,7 +40,6 @@ pub async fn run(cli: Cli, printer: Printer) -> (Printer, Result<ExitStatus>) {
 fn compose_only(command: &Command) -> Option<&'static str> {
     match command {
         Command::Restart(_) => Some("restart"),
-        Command::Guard(_) => Some("guard"),
         _ => None,
     }
 }

@@ -29,6 +29,9 @@ pub struct Incident {
     pub status_after: Vec<String>,
     pub events: Vec<String>,
     pub logs: Vec<String>,
+    /// On swarm: the task the swarm replaced, so that no restart records it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -62,6 +65,7 @@ impl Incident {
             status_after: Vec::new(),
             events: Vec::new(),
             logs: Vec::new(),
+            task: None,
         }
     }
 
@@ -172,6 +176,27 @@ pub fn prune(dir: &Path, keep: chrono::Duration, now: DateTime<Utc>) -> Vec<Stri
         gone.push(i.id);
     }
     gone
+}
+
+/// `pricescan_guard.prom` in METRICS_TEXTFILE_DIR: the guard's state and the incidents.
+pub fn metrics(project: &crate::stack::Project, up: bool) {
+    let (all, _) = list(&dir(&project.dir));
+    let mut set = vec![("pricescan_guard_up".to_string(), u8::from(up).to_string())];
+    let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
+    for i in &all {
+        *counts.entry((i.service.clone(), i.outcome.clone())).or_default() += 1;
+    }
+    for ((service, outcome), n) in counts {
+        set.push((
+            format!("pricescan_incidents_total{{service=\"{service}\",outcome=\"{outcome}\"}}"),
+            n.to_string(),
+        ));
+    }
+    if let Some(s) = all.iter().rev().find_map(|i| i.recovery_seconds) {
+        set.push(("pricescan_incident_last_recovery_seconds".into(), s.to_string()));
+    }
+    let set: Vec<(&str, String)> = set.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    crate::backup::metrics::update_file(project, "pricescan_guard.prom", &set);
 }
 
 #[cfg(test)]

@@ -5,4 +5,5 @@
 pub mod care;
 pub mod heal;
 pub mod incident;
+pub mod swarm;
 pub mod watch;
