@@ -16,7 +16,7 @@ wait_all_healthy
 
 api() { docker ps -q --filter "label=com.docker.compose.project=$name" --filter "label=com.docker.compose.service=pricescan-api" | head -1; }
 hang() { docker kill -s STOP "$1" >/dev/null; docker exec "$1" pkill -STOP -f gunicorn; }
-serving() { curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/version"; }
+serving() { curl -fs -m 1 -o /dev/null "http://127.0.0.1:$HTTP_PORT/api/version"; }
 
 # recover LABEL: hangs the API under load and reports the seconds until a request through
 # Nginx succeeds again, and the load's failures.

@@ -83,9 +83,20 @@ impl Running {
     pub fn finish(mut self) -> (Option<i32>, String) {
         let status = self.child.wait().unwrap();
         // The reader ends with the pipe.
-        let _ = self.stderr_reader.join();
+        let reader = std::mem::replace(&mut self.stderr_reader, std::thread::spawn(|| {}));
+        let _ = reader.join();
         let stderr = self.stderr.lock().unwrap().clone();
         (status.code(), stderr)
+    }
+}
+
+/// A test that fails before `finish` leaves no process behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
