@@ -595,3 +595,45 @@ fn an_expiring_certificate_is_reported_once_never_acted_on_and_resolved_when_ren
     guard.signal("-TERM");
     assert_eq!(guard.finish().0, Some(143));
 }
+
+fn lock_free(p: &TestProject) -> bool {
+    p.ok(&["lock", "status"]).stdout.contains(": free")
+}
+
+#[test]
+fn sigterm_mid_heal_ends_with_the_stack_serving_and_a_guard_killed_mid_heal_is_settled_by_the_next() {
+    let mut p = TestProject::new("guardsig").with_own_ports();
+    p.set_env("GUARD_UNHEALTHY_FOR", "1s");
+    p.set_env("GUARD_PROBE_INTERVAL", "1s");
+    p.set_env("GUNICORN_GRACEFUL_TIMEOUT", "5s");
+    p.ok(&["setup", "--skip-images"]);
+    p.ok(&["start"]);
+    for (signal, code) in [("-TERM", Some(143)), ("-KILL", None)] {
+        let guard = spawn(&p, &["guard"]);
+        guard.wait_for("guarding");
+        hang(&api_id(&p));
+        guard.wait_for("(open)");
+        // Mid-heal: the replacement is starting beside the hung container.
+        std::thread::sleep(Duration::from_secs(2));
+        guard.signal(signal);
+        let (exit, stderr) = guard.finish();
+        assert_eq!(exit, code, "{signal}: {stderr}");
+        if signal == "-KILL" {
+            // systemd starts it again (Restart=always): the new guard takes the lock, which
+            // settles what the killed one left, and heals what is still hung.
+            let again = spawn(&p, &["guard"]);
+            again.wait_for("(resolved)");
+            again.signal("-TERM");
+            assert_eq!(again.finish().0, Some(143));
+        }
+        assert!(lock_free(&p), "{signal}: the lock is left taken");
+        assert_eq!(http_status(&p, "GET"), 200, "{signal}: not serving");
+        // One API container serves, and it answers.
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = common::load_loop(p.port("HTTP_PORT"), "/api/version", 2, stop.clone());
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        let load = load.join().unwrap();
+        assert!(load.ok > 0 && load.failed == 0, "{signal}: {load:?}");
+    }
+}
