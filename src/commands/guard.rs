@@ -484,10 +484,33 @@ impl Guard {
             true => heal::young_release(engine, project, self.settings.rollback_window).await?,
             false => None,
         };
-        let healed = match &young {
-            Some(release) => heal::roll_back(&stack, release, timeout).await,
-            None => heal::restart(&stack, service, timeout).await,
+        let heal = async {
+            match &young {
+                Some(release) => heal::roll_back(&stack, release, timeout).await,
+                None => heal::restart(&stack, service, timeout).await,
+            }
         };
+        let served = std::cell::Cell::new(None);
+        // The API serves again once the switch is made, before the old container has drained.
+        let watch_serving = async {
+            while service == API_SERVICE && self.probe.is_some() {
+                if self.probe_passes().await {
+                    served.set(Some(Utc::now()));
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::pin!(heal);
+        let healed = tokio::select! {
+            biased;
+            healed = &mut heal => healed,
+            () = watch_serving => heal.await,
+        };
+        if let Some(at) = served.get() {
+            inc.served(at);
+        }
         self.watch.healed(service, Instant::now());
         let healed = match healed {
             Ok(how) if finding == Finding::ProbeFailing && !self.probe_passes().await => Err(

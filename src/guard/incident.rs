@@ -32,6 +32,10 @@ pub struct Incident {
     /// On swarm: the task the swarm replaced, so that no restart records it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
+    /// When requests were answered again, if seen before the heal ended (a start-first
+    /// replacement serves before its old container has drained).
+    #[serde(skip)]
+    pub served_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,7 +70,18 @@ impl Incident {
             events: Vec::new(),
             logs: Vec::new(),
             task: None,
+            served_at: None,
         }
+    }
+
+    /// Requests are answered again at `at`: the time to recover ends there.
+    pub fn served(&mut self, at: DateTime<Utc>) {
+        self.served_at = Some(at);
+        self.timeline.push(Step {
+            at,
+            what: "serving again: the API answers through Nginx".into(),
+            took_seconds: None,
+        });
     }
 
     pub fn step(&mut self, what: impl Into<String>, took: Option<std::time::Duration>) {
@@ -83,7 +98,9 @@ impl Incident {
         self.outcome = outcome.to_string();
         self.closed_at = Some(now);
         if outcome == "resolved" {
-            let ms = (now - failing_since).num_milliseconds().max(0);
+            let ms = (self.served_at.unwrap_or(now) - failing_since)
+                .num_milliseconds()
+                .max(0);
             self.recovery_seconds = Some(ms as f64 / 1000.0);
         }
         self.step(outcome.replace('_', " "), None);
