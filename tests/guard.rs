@@ -108,6 +108,7 @@ fn a_hung_api_is_replaced_start_first_and_the_incident_written_and_told() {
     for step in [
         "detected",
         "took the operation lock",
+        "serving again",
         "replaced start-first",
         "verified",
         "resolved",
