@@ -494,7 +494,8 @@ impl Guard {
         // The API serves again once the switch is made, before the old container has drained.
         let watch_serving = async {
             while service == API_SERVICE && self.probe.is_some() {
-                if self.probe_passes().await {
+                // Serving means answering promptly: a short wait marks the moment closely.
+                if self.probe_within(Duration::from_secs(1)).await {
                     served.set(Some(Utc::now()));
                     break;
                 }
@@ -546,9 +547,13 @@ impl Guard {
     }
 
     async fn probe_passes(&self) -> bool {
+        self.probe_within(PROBE_TIMEOUT).await
+    }
+
+    async fn probe_within(&self, timeout: Duration) -> bool {
         let Some(url) = &self.probe else { return true };
         let client = reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
+            .timeout(timeout)
             .build()
             .unwrap_or_default();
         matches!(client.get(url).send().await, Ok(r) if r.status().is_success())
