@@ -65,8 +65,12 @@ impl Environment {
             return Ok(default);
         };
         let bad = |why: String| {
-            crate::error::CtlError::usage(format!("{}: {key}: {why}", self.location_of(key)))
-                .hint("for example 30s, 10m or 90d")
+            // The process environment's location already names the key.
+            let at = match self.location_of(key) {
+                at if at.starts_with(key) => at,
+                at => format!("{at}: {key}"),
+            };
+            crate::error::CtlError::usage(format!("{at}: {why}")).hint("for example 30s, 10m or 90d")
         };
         match super::units::parse_human_duration(text.trim()) {
             Ok(d) if d >= at_least => Ok(d),
