@@ -140,6 +140,8 @@ pub enum Command {
     Lock(LockArgs),
     /// Send notifications: `notify test` checks every configured channel
     Notify(NotifyArgs),
+    /// Send HTTP load through the stack's Nginx; report throughput, latency percentiles and errors
+    Loadtest(LoadtestArgs),
     /// Watch the stack and heal it, writing an incident report each time (runs until stopped)
     Guard(GuardArgs),
     /// List the guard's incident reports, or show one
@@ -165,6 +167,7 @@ impl Command {
                 | Command::Logs(_)
                 | Command::Monitor(_)
                 | Command::Guard(_)
+                | Command::Loadtest(_)
         )
     }
 }
@@ -487,6 +490,47 @@ pub struct DeployArgs {
     /// Command run once in a one-off container of the new image before traffic moves
     #[arg(long, value_name = "CMD")]
     pub migrate: Option<String>,
+    /// Watch the new release's traffic this long before the old one retires (0: off;
+    /// default DEPLOY_ANALYSIS, 60s)
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub analysis: Option<Duration>,
+    /// Drive this load through Nginx during the analysis: PATH[,rate=N/s|,concurrency=N][,method=M]
+    #[arg(long, value_name = "SPEC")]
+    pub load_test: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadtestArgs {
+    /// A path on the stack's Nginx (default /), or a whole http:// URL
+    #[arg(value_name = "PATH|URL")]
+    pub url: Option<String>,
+    /// Open model: start this many requests a second, whatever the answers take (e.g. 200/s)
+    #[arg(long, value_name = "N/s", conflicts_with = "concurrency")]
+    pub rate: Option<String>,
+    /// Closed model: this many clients, each sending when its last answer came (default 10)
+    #[arg(short, long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// How long to send load
+    #[arg(short, long, value_parser = duration, default_value = "30s")]
+    pub duration: Duration,
+    /// HTTP method
+    #[arg(short = 'X', long, default_value = "GET")]
+    pub method: String,
+    /// Request body, or @FILE to read it from a file
+    #[arg(long)]
+    pub body: Option<String>,
+    /// A request header, `Name: value` (repeatable)
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// A request without an answer after this long counts as a timeout
+    #[arg(long, value_parser = duration, default_value = "10s")]
+    pub timeout: Duration,
+    /// Exit 1 when one is breached, e.g. 'p95<300ms,errors<1%'
+    #[arg(long, value_name = "LIST")]
+    pub threshold: Option<String>,
+    /// Also allow this host, which is not the stack's own (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub allow_host: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

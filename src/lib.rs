@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod load;
 pub mod monitor;
 pub mod notify;
 pub mod output;

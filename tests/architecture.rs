@@ -15,6 +15,7 @@ const RANKS: &[(&str, u32)] = &[
     ("stack", 3),
     ("engine", 4),
     ("notify", 5),
+    ("load", 5),
     ("deploy", 6),
     ("backup", 7),
     ("targets", 8),

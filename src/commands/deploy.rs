@@ -5,6 +5,7 @@ use crate::backup::catalog::{Reason, parts};
 use crate::backup::take;
 use crate::cli::{DeployArgs, DeployCommand};
 use crate::commands::context::Context;
+use crate::deploy::canary::{self, Canary};
 use crate::deploy::release::{self, API_SERVICE, Release};
 use crate::deploy::rollout::{self, Plan};
 use crate::error::{Context as _, CtlError, ExitStatus, Result};
@@ -96,6 +97,11 @@ async fn release(
     let engine = ctx.engine().await?;
     ctx.require_files_reach(&engine, kind)?;
     let target = ctx.stack(&engine, &project)?.kind;
+    let settings = crate::stack::rollout::analysis_settings(&project, args.analysis)?;
+    let canary = Canary {
+        settings: &settings,
+        load: load_test(&project, &args, &settings)?,
+    };
     let _lock = ctx.lock(&engine, &project, kind, args.wait_lock).await?;
     let history = read_history(ctx, &project)?;
     let now = chrono::Utc::now();
@@ -147,9 +153,27 @@ async fn release(
         timeout: args.timeout,
         drain: crate::stack::rollout::api_drain(&project),
     };
-    let leftover = rollout::record(&mut record, &project, kind, stack.switch(&plan).await, now)?;
-    let history = read_history(ctx, &project)?;
-    let warnings = rollout::settle(&plan, leftover, &history.releases).await;
+    let (outcome, analysis) = canary::judge(&plan, stack.switch(&plan).await, &canary).await;
+    record.analysis = analysis;
+    let leftover = rollout::record(&mut record, &project, kind, outcome, now).inspect_err(|e| {
+        // The figures of a failed analysis are what a CI job needs to see.
+        if e.status == ExitStatus::RolledBack && record.analysis.is_some() {
+            let _ = report(ctx, &record);
+        }
+    })?;
+    after_switch(ctx, &plan, &record, leftover, &hook_env).await
+}
+
+/// The release serves and is recorded: the old one retires, then the post-deploy hook.
+async fn after_switch(
+    ctx: &Context,
+    plan: &Plan<'_>,
+    record: &Release,
+    leftover: rollout::Leftover,
+    hook_env: &[(&str, String)],
+) -> Result<ExitStatus> {
+    let history = read_history(ctx, plan.project)?;
+    let warnings = rollout::settle(plan, leftover, &history.releases).await;
     for w in &warnings {
         ctx.printer.warn(&format!("{w}; release {} serves", record.id));
     }
@@ -159,10 +183,40 @@ async fn release(
             record.id, record.image
         )));
     }
-    if let Err(e) = run_hook(ctx, &project, "post-deploy", &hook_env).await {
+    if let Err(e) = run_hook(ctx, plan.project, "post-deploy", hook_env).await {
         ctx.printer.warn(&format!("{}; the release is live", e.what));
     }
-    report(ctx, &record)
+    report(ctx, record)
+}
+
+/// `--load-test SPEC`: the load sent through the stack's own Nginx during the analysis.
+fn load_test(
+    project: &Project,
+    args: &DeployArgs,
+    settings: &crate::stack::rollout::AnalysisSettings,
+) -> Result<Option<crate::load::spec::LoadSpec>> {
+    let Some(text) = &args.load_test else {
+        return Ok(None);
+    };
+    if settings.window.is_zero() {
+        return Err(
+            CtlError::usage("--load-test drives load during the analysis, which is off")
+                .hint("give --analysis a duration, or set DEPLOY_ANALYSIS"),
+        );
+    }
+    let load = crate::load::spec::parse_deploy_load(text).map_err(CtlError::usage)?;
+    let base = crate::targets::status::nginx_base_url(project).ok_or_else(|| {
+        CtlError::usage("--load-test needs Nginx's published HTTP port, and the stack has none")
+    })?;
+    Ok(Some(crate::load::spec::LoadSpec {
+        url: format!("{base}{}", load.path),
+        method: load.method,
+        body: None,
+        headers: Vec::new(),
+        model: load.model,
+        duration: settings.window,
+        timeout: std::time::Duration::from_secs(10),
+    }))
 }
 
 /// What the pre- and post-deploy hooks are told of the release.

@@ -10,6 +10,7 @@ mod deploy;
 mod doctor;
 mod guard;
 mod incidents;
+mod loadtest;
 mod lock;
 mod logs;
 mod monitor;
@@ -57,6 +58,7 @@ async fn dispatch(ctx: &mut Context, command: Command) -> Result<ExitStatus> {
         Command::Stop(args) => stop::run(ctx, args).await,
         Command::Restart(args) => restart::run(ctx, args).await,
         Command::Status(args) => status::run(ctx, args).await,
+        Command::Loadtest(args) => loadtest::run(ctx, args).await,
         Command::Scale(args) => scale::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Monitor(args) => monitor::run(ctx, args).await,

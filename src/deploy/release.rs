@@ -37,6 +37,9 @@ pub struct Release {
     pub result: String,
     pub backup: Option<String>,
     pub message: Option<String>,
+    /// The judgement by traffic after the switch (DESIGN §15), when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<super::analysis::Analysis>,
 }
 
 /// The history as read: the records, and the lines that could not be read.
@@ -114,6 +117,7 @@ impl Release {
             result: String::new(),
             backup: None,
             message: None,
+            analysis: None,
         })
     }
 

@@ -38,10 +38,20 @@ pub enum Outcome {
 
 /// What a switch leaves to settle once the release is recorded.
 pub enum Leftover {
-    /// The old container, to drain and stop (one host).
-    Container(Box<ContainerInfo>),
+    /// The old container, to drain and stop (one host), still ready until then.
+    Container(Box<Sides>),
     /// Nothing: the swarm retired the old tasks itself.
     Nothing,
+}
+
+/// Both sides of a switch on one host: the old container still runs and is ready, so going
+/// back is a reload of Nginx.
+pub struct Sides {
+    pub old: ContainerInfo,
+    pub new_id: String,
+    pub new_name: String,
+    /// When Nginx moved, in nanoseconds since the epoch.
+    pub switched_at: i64,
 }
 
 fn step(printer: &Printer, started: Instant, text: &str) {
@@ -62,14 +72,7 @@ pub async fn switch(plan: &Plan<'_>) -> Result<Outcome> {
     };
     let mut project = plan.project.clone();
     crate::deploy::release::pin(&mut project, &plan.release, &plan.image);
-    let number = containers
-        .iter()
-        .filter(|c| c.service == API_SERVICE)
-        .map(|c| c.number)
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let spec = engine::spec::plan(&project, API_SERVICE, number, &[])?;
+    let spec = engine::spec::plan(&project, API_SERVICE, next_number(&containers), &[])?;
     step(
         plan.printer,
         started,
@@ -122,17 +125,34 @@ pub async fn switch(plan: &Plan<'_>) -> Result<Outcome> {
         return Ok(Outcome::RolledBack(e));
     }
     undo.disarm();
+    let switched_at = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
     step(plan.printer, started, &format!("{} serves", spec.name));
-    Ok(Outcome::Switched(Leftover::Container(Box::new(old))))
+    Ok(Outcome::Switched(Leftover::Container(Box::new(Sides {
+        old,
+        new_id,
+        new_name: spec.name,
+        switched_at,
+    }))))
+}
+
+/// The number of the next API container: one above every one there is.
+fn next_number(containers: &[ContainerInfo]) -> u32 {
+    containers
+        .iter()
+        .filter(|c| c.service == API_SERVICE)
+        .map(|c| c.number)
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 /// After the switch is recorded: what the switch left is retired, and old releases go.
 /// Failures here are warnings on a release that serves.
 pub async fn settle(plan: &Plan<'_>, leftover: Leftover, history: &[Release]) -> Vec<String> {
-    let Leftover::Container(old) = leftover else {
+    let Leftover::Container(sides) = leftover else {
         return Vec::new();
     };
-    let mut warnings = retire(plan, &old).await;
+    let mut warnings = retire(plan, &sides.old).await;
     if let Err(e) = clean_old(plan.engine, plan.project, history).await {
         warnings.push(format!("could not remove old releases: {}", e.what));
     }
@@ -186,6 +206,39 @@ async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// After a failed analysis, or a signal in its window: Nginx goes back to the old container
+/// at once; the new one drains, is stopped and removed, and the upstream names the
+/// service again.
+pub async fn switch_back(plan: &Plan<'_>, sides: &Sides) -> Result<()> {
+    let started = Instant::now();
+    let containers = plan.engine.project_containers(&plan.project.name).await?;
+    let nginx = nginx::running_nginx(&containers);
+    nginx::point_upstream(plan.engine, plan.project, nginx, &sides.old.name).await?;
+    step(
+        plan.printer,
+        started,
+        &format!("switched back: {} serves", sides.old.name),
+    );
+    let what = format!("draining {} before it is removed", sides.new_name);
+    crate::sys::undo::despite_signals(&what, tokio::time::sleep(plan.drain), plan.printer).await;
+    let grace = plan
+        .project
+        .service(API_SERVICE)
+        .stop_grace_period
+        .as_ref()
+        .map(|d| d.value);
+    plan.engine.stop(&sides.new_id, grace).await?;
+    plan.engine.remove(&sides.new_id).await?;
+    step(plan.printer, started, &format!("removed {}", sides.new_name));
+    if let Err(e) = nginx::point_upstream(plan.engine, plan.project, nginx, API_SERVICE).await {
+        plan.printer.warn(&format!(
+            "could not point Nginx back at the service name: {}",
+            e.what
+        ));
+    }
+    Ok(())
 }
 
 /// Health check, then /health probed from Nginx's container (the path requests will take).

@@ -29,6 +29,8 @@ pub struct ContainerInfo {
     pub labels: HashMap<String, String>,
     pub ports: Vec<PublishedPort>,
     pub created: i64,
+    /// Its IP address on each network it is attached to.
+    pub addresses: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -258,6 +260,7 @@ impl Engine {
                         })
                         .collect(),
                     created: c.created.unwrap_or(0),
+                    addresses: addresses(c.network_settings),
                     labels,
                 }
             })
@@ -550,4 +553,13 @@ impl Engine {
         };
         Ok(Sample::from(stats))
     }
+}
+
+fn addresses(settings: Option<bollard::models::ContainerSummaryNetworkSettings>) -> Vec<String> {
+    settings
+        .and_then(|s| s.networks)
+        .unwrap_or_default()
+        .into_values()
+        .filter_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+        .collect()
 }

@@ -82,6 +82,27 @@ impl Environment {
         }
     }
 
+    /// Any other setting: `default` when unset or empty, else `parse`'s value, or a usage
+    /// error naming where the value is set and showing `example`.
+    pub fn parsed<T>(
+        &self,
+        key: &str,
+        default: T,
+        parse: impl Fn(&str) -> Result<T, String>,
+        example: &str,
+    ) -> Result<T, crate::error::CtlError> {
+        let Some(text) = self.get(key).filter(|v| !v.trim().is_empty()) else {
+            return Ok(default);
+        };
+        parse(text.trim()).map_err(|why| {
+            let at = match self.location_of(key) {
+                at if at.starts_with(key) => at,
+                at => format!("{at}: {key}"),
+            };
+            crate::error::CtlError::usage(format!("{at}: {why}")).hint(format!("for example {example}"))
+        })
+    }
+
     pub fn file_value(&self, key: &str) -> Option<&str> {
         self.entries
             .iter()

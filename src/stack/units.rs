@@ -142,6 +142,19 @@ pub fn quoted(text: &str) -> String {
     }
 }
 
+/// `1%` or `0.01`: a ratio between 0 and 1.
+pub fn parse_ratio(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(n) => (n.trim(), 100.0),
+        None => (text, 1.0),
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && (0.0..=scale).contains(&n) => Ok(n / scale),
+        _ => Err(format!("{text:?} is not a ratio (e.g. 1% or 0.01)")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

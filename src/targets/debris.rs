@@ -187,6 +187,7 @@ fn record_if_missing(project: &Project, serving: &ContainerInfo, printer: &Print
             result: "succeeded".into(),
             backup: None,
             message: Some("recorded after the deploy that moved traffic to it was killed".into()),
+            analysis: None,
         },
     )?;
     printer.warn(&format!(

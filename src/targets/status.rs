@@ -292,6 +292,11 @@ pub fn api_probe_url(project: &Project) -> Option<String> {
         .map(|(_, url)| url)
 }
 
+/// `http://127.0.0.1:PORT`: where the stack's Nginx answers HTTP on this host.
+pub fn nginx_base_url(project: &Project) -> Option<String> {
+    api_probe_url(project).map(|u| u.trim_end_matches("/health").to_string())
+}
+
 fn endpoints(project: &Project) -> Vec<(String, String)> {
     let active = project.active_services();
     let url = |service: &str, target: u16, path: &str| -> Option<String> {

@@ -68,6 +68,9 @@ impl TestProject {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .chain([("BACKUP_PITR".to_string(), "false".to_string())])
+            // Every deploy is judged by its traffic; a short window keeps the tests that are
+            // not about the analysis quick (tests/analysis.rs sets its own).
+            .chain([("DEPLOY_ANALYSIS".to_string(), "3s".to_string())])
             .collect();
         Self {
             dir: tempfile::tempdir().expect("tempdir"),

@@ -94,3 +94,5 @@ build_image $prefix/grafana-standin:1 grafana
 build_image $prefix/api:v1 api --build-arg APP_VERSION=v1
 build_image $prefix/api:v2 api --build-arg APP_VERSION=v2
 build_image $prefix/api:broken api --build-arg APP_VERSION=broken --build-arg BROKEN=1
+build_image $prefix/api:flaky api --build-arg APP_VERSION=flaky --build-arg FAIL_EVERY=20
+build_image $prefix/api:slow api --build-arg APP_VERSION=slow --build-arg DELAY_MS=300

@@ -5,7 +5,7 @@ import time
 
 import pymysql
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
 # Swarm passes secrets as files: X_FILE names the file that holds X, as the official
 # images read them.
@@ -17,8 +17,14 @@ for _key, _path in list(os.environ.items()):
 app = Flask(__name__)
 VERSION = os.environ.get("APP_VERSION", "dev")
 BROKEN = os.environ.get("PRICESCAN_BROKEN") == "1"
+# The releases that pass /health but fail real traffic, for the deploy analysis tests:
+# FAIL_EVERY=20 answers every 20th other request with a 500 (5 %); DELAY_MS adds latency
+# to every request.
+FAIL_EVERY = int(os.environ.get("PRICESCAN_FAIL_EVERY", "0"))
+DELAY = int(os.environ.get("PRICESCAN_DELAY_MS", "0")) / 1000.0
 _lock = threading.Lock()
 _requests = {}
+_served = [0]
 
 
 def _count(path, status):
@@ -50,6 +56,20 @@ def check_redis():
         socket_timeout=2,
     )
     client.ping()
+
+
+@app.before_request
+def _misbehave():
+    if DELAY:
+        time.sleep(DELAY)
+    if FAIL_EVERY and request.path != "/health":
+        with _lock:
+            _served[0] += 1
+            fail = _served[0] % FAIL_EVERY == 0
+        if fail:
+            _count(request.path, 500)
+            return jsonify(status="error", version=VERSION), 500
+    return None
 
 
 @app.route("/health")
