@@ -327,3 +327,27 @@ fn loadtest_counts_what_nginx_logged_and_gates_ci_on_thresholds() {
     let run = p.run(&["loadtest", "/", "--threshold", "p95 fast"]);
     assert_eq!(run.code, 2, "{}", run.all());
 }
+
+#[test]
+fn a_deploy_killed_in_its_window_is_switched_back_by_the_next_command() {
+    let p = stack("canarykill");
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_loop(p.port("API_PORT"), "/api/version", 4, stop.clone());
+    let run = spawn(&p, &["deploy", "--image", "pricescan-test/api:v2", "--no-backup"]);
+    run.wait_for("watching the new release's traffic");
+    run.signal("-KILL");
+    assert_eq!(run.finish().0, None);
+    assert_eq!(api_running(&p).len(), 2, "{:?}", api_running(&p));
+    // Unjudged, v2 must not keep serving: the next command sends traffic back to v1.
+    let next = p.ok(&["backup", "--only", "redis"]);
+    assert!(next.stderr.contains("killed before the analysis of its traffic ended"), "{}", next.all());
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let r = load.join().unwrap();
+    assert!(r.ok > 50 && r.failed == 0, "{r:?}");
+    assert_eq!(p.serving_version(), "v1");
+    assert_eq!(api_running(&p).len(), 1, "{:?}", api_running(&p));
+    let history = json(&p.ok(&["--json", "deploy", "history"]));
+    assert_eq!(history[0]["result"], "rolled_back", "{history:#}");
+    assert_eq!(history[0]["image"], "pricescan-test/api:v2");
+}

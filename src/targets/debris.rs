@@ -5,6 +5,9 @@
 //! killed after touching data left its marker: its pre-restore backup is put back. A deploy
 //! or restart killed mid-rollout left two API containers running: the one Nginx's upstream
 //! names serves (the switch happened), else the older one (it did not); the other is settled.
+//! A deploy killed in its analysis window left a release that traffic reached but nothing
+//! judged: the older one, known good and still ready, serves again, as a signal would have
+//! had it.
 
 use crate::backup::catalog;
 use crate::backup::catalog::backup_root;
@@ -103,36 +106,62 @@ async fn settle_api(engine: &Engine, project: &Project, printer: &Printer) -> Re
         return Ok(());
     }
     let named = nginx::current_upstream(project);
-    let switched = running.iter().find(|c| Some(&c.name) == named.as_ref()).copied();
-    let Some(serving) = switched.or_else(|| running.iter().min_by_key(|c| c.number).copied()) else {
+    let oldest = running.iter().min_by_key(|c| c.number).copied();
+    let unjudged = running
+        .iter()
+        .find(|c| Some(&c.name) == named.as_ref() && is_unjudged(project, c, oldest))
+        .copied();
+    let switched = running
+        .iter()
+        .find(|c| Some(&c.name) == named.as_ref() && unjudged.is_none())
+        .copied();
+    let Some(serving) = switched.or(oldest) else {
         return Ok(());
     };
     // Nginx names the one that serves first: the service name would still resolve to both,
     // and requests would reach a container being stopped.
     let proxy = nginx::running_nginx(&containers);
     nginx::point_upstream(engine, project, proxy, &serving.name).await?;
-    if switched.is_some() {
+    if switched.is_some() || unjudged.is_some() {
         finish_drain(project, printer).await;
     }
     for c in running.iter().filter(|c| c.id != serving.id) {
         engine.stop(&c.id, None).await?;
-        // Before the switch the newer one never served: it goes. After it, the older one is
-        // kept stopped for rollback, as a finished deploy keeps it.
+        // Before the switch the newer one never served, and an unjudged one must not: it
+        // goes. After a switch, the older one is kept stopped for rollback, as a finished
+        // deploy keeps it.
         if switched.is_none() {
             engine.remove(&c.id).await?;
         }
+        let why = match unjudged {
+            Some(_) => "its deploy was killed before the analysis of its traffic ended; the previous release",
+            None => "an interrupted rollout left it running beside",
+        };
         printer.warn(&format!(
-            "{} {}: an interrupted rollout left it running beside {}, which serves",
+            "{} {}: {why} {}, which serves",
             if switched.is_some() { "stopped" } else { "removed" },
             c.name,
             serving.name
         ));
     }
     nginx::point_upstream(engine, project, proxy, API_SERVICE).await?;
-    if switched.is_some() {
-        record_if_missing(project, serving, printer)?;
+    match (switched, unjudged) {
+        (Some(_), _) => record_if_missing(project, serving, printer, "succeeded")?,
+        (None, Some(c)) => record_if_missing(project, c, printer, "rolled_back")?,
+        _ => {}
     }
     Ok(())
+}
+
+/// Traffic reached `c`, a release of its own that no record names: its deploy died before
+/// the analysis gave a verdict.
+fn is_unjudged(project: &Project, c: &ContainerInfo, oldest: Option<&ContainerInfo>) -> bool {
+    let Some(id) = c.labels.get(labels::RELEASE) else {
+        return false;
+    };
+    let older = oldest.filter(|o| o.id != c.id);
+    let other_release = older.is_some_and(|o| o.labels.get(labels::RELEASE) != Some(id));
+    other_release && release::history(project).is_ok_and(|h| !h.releases.iter().any(|r| &r.id == id))
 }
 
 /// The killed rollout had moved traffic when the upstream file was written; the old
@@ -156,9 +185,14 @@ async fn finish_drain(project: &Project, printer: &Printer) {
     crate::sys::undo::despite_signals(what, tokio::time::sleep(left), printer).await;
 }
 
-/// A release that serves must be in the history, even when its deploy died between moving
-/// traffic and writing the record.
-fn record_if_missing(project: &Project, serving: &ContainerInfo, printer: &Printer) -> Result<()> {
+/// A release that traffic reached must be in the history, even when its deploy died before
+/// writing the record: as succeeded when it serves, as rolled back when it was unjudged.
+fn record_if_missing(
+    project: &Project,
+    serving: &ContainerInfo,
+    printer: &Printer,
+    result: &str,
+) -> Result<()> {
     let (Some(id), Some(image)) = (
         serving.labels.get(labels::RELEASE),
         serving.labels.get(release::RELEASE_IMAGE_LABEL),
@@ -184,14 +218,22 @@ fn record_if_missing(project: &Project, serving: &ContainerInfo, printer: &Print
             started_at: now.clone(),
             finished_at: now,
             duration_s: 0.0,
-            result: "succeeded".into(),
+            result: result.into(),
             backup: None,
-            message: Some("recorded after the deploy that moved traffic to it was killed".into()),
+            message: Some(match result {
+                "succeeded" => "recorded after the deploy that moved traffic to it was killed".into(),
+                _ => "its deploy was killed during the analysis; the previous release serves again".into(),
+            }),
             analysis: None,
         },
     )?;
+    let state = if result == "succeeded" {
+        "serves"
+    } else {
+        "was switched back"
+    };
     printer.warn(&format!(
-        "recorded release {id} ({image}), which serves: its deploy was killed before it could"
+        "recorded release {id} ({image}), which {state}: its deploy was killed before it could"
     ));
     Ok(())
 }
