@@ -340,7 +340,12 @@ fn a_deploy_killed_in_its_window_is_switched_back_by_the_next_command() {
     assert_eq!(api_running(&p).len(), 2, "{:?}", api_running(&p));
     // Unjudged, v2 must not keep serving: the next command sends traffic back to v1.
     let next = p.ok(&["backup", "--only", "redis"]);
-    assert!(next.stderr.contains("killed before the analysis of its traffic ended"), "{}", next.all());
+    assert!(
+        next.stderr
+            .contains("killed before the analysis of its traffic ended"),
+        "{}",
+        next.all()
+    );
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let r = load.join().unwrap();
