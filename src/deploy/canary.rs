@@ -44,30 +44,19 @@ pub async fn judge(
         }
     };
     let (verdict, analysis) = watched;
+    let failure = match &verdict {
+        Some(Verdict::Failed(breach)) => Some(breach.describe()),
+        Some(Verdict::TooLittle) if canary.load.is_some() => Some(format!(
+            "the load test brought only {} requests through Nginx, fewer than DEPLOY_MIN_REQUESTS ({})",
+            analysis.release.requests, canary.settings.min_requests
+        )),
+        _ => None,
+    };
+    if let Some(why) = failure {
+        let failed = CtlError::failure(format!("the analysis failed: {why}"));
+        return back(plan, sides, Outcome::RolledBack(failed), analysis).await;
+    }
     match verdict {
-        Some(Verdict::Failed(breach)) => {
-            let what = format!("the analysis failed: {}", breach.describe());
-            back(
-                plan,
-                sides,
-                Outcome::RolledBack(CtlError::failure(what)),
-                analysis,
-            )
-            .await
-        }
-        Some(Verdict::TooLittle) if canary.load.is_some() => {
-            let what = format!(
-                "the analysis failed: the load test brought only {} requests through Nginx, fewer than DEPLOY_MIN_REQUESTS ({})",
-                analysis.release.requests, canary.settings.min_requests
-            );
-            back(
-                plan,
-                sides,
-                Outcome::RolledBack(CtlError::failure(what)),
-                analysis,
-            )
-            .await
-        }
         Some(Verdict::TooLittle) => {
             plan.printer.warn(&format!(
                 "too little traffic to judge the release: {} requests in {}, fewer than DEPLOY_MIN_REQUESTS ({}); it passes unjudged",

@@ -176,14 +176,7 @@ async fn retire(plan: &Plan<'_>, old: &ContainerInfo) -> Vec<String> {
     // A signal does not cut the drain short: requests in flight on the old container would
     // fail. The release is committed; finishing it is the clean-up.
     let what = format!("draining {} before it stops", old.name);
-    crate::sys::undo::despite_signals(&what, tokio::time::sleep(plan.drain), plan.printer).await;
-    let grace = plan
-        .project
-        .service(API_SERVICE)
-        .stop_grace_period
-        .as_ref()
-        .map(|d| d.value);
-    if let Err(e) = plan.engine.stop(&old.id, grace).await {
+    if let Err(e) = drain_then_stop(plan, &old.id, &what).await {
         warnings.push(format!("could not stop {}: {}", old.name, e.what));
     }
     let containers = plan
@@ -222,14 +215,7 @@ pub async fn switch_back(plan: &Plan<'_>, sides: &Sides) -> Result<()> {
         &format!("switched back: {} serves", sides.old.name),
     );
     let what = format!("draining {} before it is removed", sides.new_name);
-    crate::sys::undo::despite_signals(&what, tokio::time::sleep(plan.drain), plan.printer).await;
-    let grace = plan
-        .project
-        .service(API_SERVICE)
-        .stop_grace_period
-        .as_ref()
-        .map(|d| d.value);
-    plan.engine.stop(&sides.new_id, grace).await?;
+    drain_then_stop(plan, &sides.new_id, &what).await?;
     plan.engine.remove(&sides.new_id).await?;
     step(plan.printer, started, &format!("removed {}", sides.new_name));
     if let Err(e) = nginx::point_upstream(plan.engine, plan.project, nginx, API_SERVICE).await {
@@ -239,6 +225,19 @@ pub async fn switch_back(plan: &Plan<'_>, sides: &Sides) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Requests Nginx already sent to `id` finish (API_DRAIN, despite signals), then it stops
+/// within the API's stop grace period.
+async fn drain_then_stop(plan: &Plan<'_>, id: &str, what: &str) -> Result<()> {
+    crate::sys::undo::despite_signals(what, tokio::time::sleep(plan.drain), plan.printer).await;
+    let grace = plan
+        .project
+        .service(API_SERVICE)
+        .stop_grace_period
+        .as_ref()
+        .map(|d| d.value);
+    plan.engine.stop(id, grace).await
 }
 
 /// Health check, then /health probed from Nginx's container (the path requests will take).
