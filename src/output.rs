@@ -266,6 +266,20 @@ impl Printer {
         self.err(&text);
     }
 
+    /// A status line redrawn in place on a terminal; None elsewhere (a pipe, a log, --json,
+    /// --quiet), where the caller prints a line now and then instead.
+    pub fn live_line(&self) -> Option<LiveLine> {
+        if self.quiet || self.is_json() || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
+        Some(LiveLine {
+            bar,
+            printer: self.clone(),
+        })
+    }
+
     /// A progress bar on a terminal, nothing otherwise.
     pub fn progress(&self, len: u64, message: &str) -> indicatif::ProgressBar {
         if self.quiet || self.is_json() || !std::io::stderr().is_terminal() {
@@ -280,6 +294,24 @@ impl Printer {
         bar.set_style(style);
         bar.set_message(message.to_string());
         bar
+    }
+}
+
+/// A line redrawn in place; cleared when dropped.
+pub struct LiveLine {
+    bar: indicatif::ProgressBar,
+    printer: Printer,
+}
+
+impl LiveLine {
+    pub fn set(&self, text: &str) {
+        self.bar.set_message(self.printer.scrub(text));
+    }
+}
+
+impl Drop for LiveLine {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
     }
 }
 

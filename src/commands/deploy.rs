@@ -157,7 +157,7 @@ async fn release(
     record.analysis = analysis;
     let leftover = rollout::record(&mut record, &project, kind, outcome, now).inspect_err(|e| {
         // The figures of a failed analysis are what a CI job needs to see.
-        if e.status == ExitStatus::RolledBack && record.analysis.is_some() {
+        if e.status == ExitStatus::RolledBack && record.analysis.is_some() && ctx.printer.is_json() {
             let _ = report(ctx, &record);
         }
     })?;

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 const NANOS: i64 = 1_000_000_000;
-/// How often the progress line is printed.
+/// How often the progress line is printed where it cannot be redrawn.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// `ip:8000` for each address of an API container: how Nginx names it as an upstream.
@@ -90,6 +90,7 @@ pub async fn watch(w: &Watch<'_>, stop: impl Future<Output = ()>) -> Watched {
     let mut last = w.from - 1;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut shown = Instant::now();
+    let live = w.printer.live_line();
     tokio::pin!(stop);
     let verdict = 'watch: loop {
         let query = LogQuery {
@@ -111,9 +112,14 @@ pub async fn watch(w: &Watch<'_>, stop: impl Future<Output = ()>) -> Watched {
                     if verdict != Verdict::Watching {
                         break 'watch Some(verdict);
                     }
-                    if shown.elapsed() >= PROGRESS_EVERY {
-                        shown = Instant::now();
-                        progress(w, &figures, started);
+                    let line = progress(w, &figures, started);
+                    match &live {
+                        Some(live) => live.set(&line),
+                        None if shown.elapsed() >= PROGRESS_EVERY => {
+                            shown = Instant::now();
+                            w.printer.info(&line);
+                        }
+                        None => {}
                     }
                 }
                 item = stream.next() => {
@@ -152,10 +158,17 @@ pub fn describe(now: &Measured, before: &Measured) -> String {
     )
 }
 
-fn progress(w: &Watch<'_>, figures: &Figures, started: Instant) {
-    w.printer.info(&format!(
-        "[{:>5.1}s] analysing: {}",
+/// The progress line: redrawn every second on a terminal, printed every 5 s elsewhere.
+fn progress(w: &Watch<'_>, figures: &Figures, started: Instant) -> String {
+    let (now, before) = (figures.measured(), &w.baseline);
+    format!(
+        "[{:>5.1}s] analysing: {} req, {:.2} % 5xx, p95 {:.0} ms | before: {} req, {:.2} %, p95 {:.0} ms",
         started.elapsed().as_secs_f64(),
-        describe(&figures.measured(), &w.baseline)
-    ));
+        now.requests,
+        now.error_ratio * 100.0,
+        now.p95_ms,
+        before.requests,
+        before.error_ratio * 100.0,
+        before.p95_ms
+    )
 }
