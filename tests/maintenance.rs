@@ -84,7 +84,12 @@ fn doctor_passes_a_healthy_stack_and_names_each_fault_with_its_fix() {
     fails(&p, "secrets", "mode 0644", "chmod 600");
     mode(0o600);
 
-    // The newest backup older than the nightly schedule.
+    // The newest backup older than the nightly schedule. The schedule is put three hours
+    // back, so that the run is overdue (past its hour of grace) whatever the time of day.
+    let hour = (chrono::Utc::now() - chrono::Duration::hours(3))
+        .format("%H")
+        .to_string();
+    p.set_env("BACKUP_SCHEDULE_HOUR", &hour);
     let id = json(&p.ok(&["--json", "backup", "list"]))[0]["id"]
         .as_str()
         .unwrap()
