@@ -2,7 +2,7 @@
 //! container stays ready. A clear breach, or a signal, sends Nginx back to the old one at
 //! once; a release that holds keeps serving and the old one is retired as before.
 
-use super::analysis::{self, Analysis, Breach, Figures, Verdict};
+use super::analysis::{self, Analysis, Figures, Verdict};
 use super::rollout::{self, Leftover, Outcome, Plan, Sides};
 use super::traffic::{self, Watch, Watched};
 use crate::error::{CtlError, ExitStatus, Result};
@@ -191,11 +191,6 @@ async fn with_load(w: &Watch<'_>, load: Option<&LoadSpec>, printer: &crate::outp
         Err(e) => printer.warn(&format!("the load test did not run: {}", e.what)),
     }
     watched
-}
-
-/// The record's breach, for the notification.
-pub fn breach_of(analysis: &Option<Analysis>) -> Option<&Breach> {
-    analysis.as_ref().and_then(|a| a.breach.as_ref())
 }
 
 async fn signalled() {

@@ -145,10 +145,10 @@ pub async fn watch(w: &Watch<'_>, stop: impl Future<Output = ()>) -> Watched {
     }
 }
 
-/// `analysing: 523 requests, 0.00 % 5xx, p95 4 ms (before: 1812, 0.00 %, p95 3 ms)`.
+/// `523 req, 0.00 % 5xx, p95 4 ms | before: 1812 req, 0.00 %, p95 3 ms`.
 pub fn describe(now: &Measured, before: &Measured) -> String {
     format!(
-        "{} requests, {:.2} % 5xx, p95 {:.0} ms (before the switch: {}, {:.2} %, p95 {:.0} ms)",
+        "{} req, {:.2} % 5xx, p95 {:.0} ms | before: {} req, {:.2} %, p95 {:.0} ms",
         now.requests,
         now.error_ratio * 100.0,
         now.p95_ms,
@@ -160,15 +160,9 @@ pub fn describe(now: &Measured, before: &Measured) -> String {
 
 /// The progress line: redrawn every second on a terminal, printed every 5 s elsewhere.
 fn progress(w: &Watch<'_>, figures: &Figures, started: Instant) -> String {
-    let (now, before) = (figures.measured(), &w.baseline);
     format!(
-        "[{:>5.1}s] analysing: {} req, {:.2} % 5xx, p95 {:.0} ms | before: {} req, {:.2} %, p95 {:.0} ms",
+        "[{:>5.1}s] analysing: {}",
         started.elapsed().as_secs_f64(),
-        now.requests,
-        now.error_ratio * 100.0,
-        now.p95_ms,
-        before.requests,
-        before.error_ratio * 100.0,
-        before.p95_ms
+        describe(&figures.measured(), &w.baseline)
     )
 }

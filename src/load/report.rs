@@ -95,7 +95,7 @@ impl Latency {
             p95_ms: q(0.95),
             p99_ms: q(0.99),
             max_ms: ms(h.max()),
-            mean_ms: (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+            mean_ms: h.mean().round() / 1000.0,
         }
     }
 }
